@@ -1,0 +1,3 @@
+from comfy_init.cli import main
+
+raise SystemExit(main())

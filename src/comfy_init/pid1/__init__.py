@@ -1,0 +1,1 @@
+"""PID 1 duties: early signal capture, reaping, child supervision, bounded shutdown."""

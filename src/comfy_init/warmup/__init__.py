@@ -1,0 +1,1 @@
+"""Warmup: copy the configured models from the volume to the local cache."""
