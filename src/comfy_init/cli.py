@@ -38,20 +38,33 @@ def build_parser() -> argparse.ArgumentParser:
         "extra_model_paths.yaml.",
     )
     warm.add_argument(
-        "config", nargs="?", metavar="CONFIG",
+        "config",
+        nargs="?",
+        metavar="CONFIG",
         help="warmup config file (default: $WARMUP_CONFIG, looked up as the README says)",
     )
     mode = warm.add_mutually_exclusive_group()
-    mode.add_argument("--list", action="store_true",
-                      help="show each config entry, what it expands to, size, on volume, cached")
-    mode.add_argument("--status", action="store_true",
-                      help="show the cache: per model cached/stale/missing, sizes, free space, "
-                      "page-cache residency")
-    mode.add_argument("--clean", action="store_true",
-                      help="empty the cache (type directories ComfyUI knows are kept)")
-    mode.add_argument("--setup-only", action="store_true",
-                      help="only write the cache's extra_model_paths.yaml and say how ComfyUI "
-                      "uses it")
+    mode.add_argument(
+        "--list",
+        action="store_true",
+        help="show each config entry, what it expands to, size, on volume, cached",
+    )
+    mode.add_argument(
+        "--status",
+        action="store_true",
+        help="show the cache: per model cached/stale/missing, sizes, free space, "
+        "page-cache residency",
+    )
+    mode.add_argument(
+        "--clean",
+        action="store_true",
+        help="empty the cache (type directories ComfyUI knows are kept)",
+    )
+    mode.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="only write the cache's extra_model_paths.yaml and say how ComfyUI uses it",
+    )
     warm.add_argument("--json", action="store_true", help="machine-readable --list/--status")
 
     start = sub.add_parser(
@@ -67,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     vram = start.add_mutually_exclusive_group()
     vram.add_argument("--highvram", action="store_true", help="pass --highvram to ComfyUI")
     vram.add_argument("--lowvram", action="store_true", help="pass --lowvram to ComfyUI")
-    start.add_argument("comfyui_extra", nargs=argparse.REMAINDER, metavar="-- ARGS",
-                       help="extra ComfyUI arguments")
+    start.add_argument(
+        "comfyui_extra", nargs=argparse.REMAINDER, metavar="-- ARGS", help="extra ComfyUI arguments"
+    )
 
     sub.add_parser(
         "metrics",

@@ -17,7 +17,7 @@ FORMATS = ("auto", "json", "console")
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Configure structlog once per process.  ``fmt=auto`` picks console on a TTY, JSON otherwise."""
+    """Configure structlog once per process; ``fmt=auto``: console on a TTY, else JSON."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"

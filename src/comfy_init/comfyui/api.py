@@ -28,7 +28,7 @@ def get_json(port: int, path: str, *, host: str = "127.0.0.1", timeout: float = 
     url = f"http://{host}:{port}{path}"
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback http
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             body = resp.read()
         return Answer(json.loads(body), time.monotonic() - started)
     except (OSError, urllib.error.URLError, ValueError) as exc:

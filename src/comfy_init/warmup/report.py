@@ -51,7 +51,14 @@ FileStatus = Literal[
     "interrupted",  # a signal stopped the warmup before this file completed
 ]
 FILE_STATUSES: tuple[str, ...] = (
-    "pending", "copying", "hit", "copied", "skipped_space", "missing", "failed", "interrupted",
+    "pending",
+    "copying",
+    "hit",
+    "copied",
+    "skipped_space",
+    "missing",
+    "failed",
+    "interrupted",
 )
 RunState = Literal["running", "done", "interrupted", "failed"]
 RUN_STATES: tuple[str, ...] = ("running", "done", "interrupted", "failed")
