@@ -1,0 +1,1 @@
+"""The metrics sidecar: Prometheus /metrics, /healthz, /readyz, the watchdog and write-back."""
