@@ -1,0 +1,160 @@
+"""The XML-RPC client against a real supervisord on a unix socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comfy_init.supervisord import rpc
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
+
+CONF = """\
+[supervisord]
+nodaemon=true
+logfile=/dev/null
+logfile_maxbytes=0
+pidfile={d}/supervisord.pid
+user=root
+
+[unix_http_server]
+file={d}/supervisord.sock
+chmod=0700
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:sleeper]
+command=sleep 600
+startsecs=0
+stdout_logfile={d}/sleeper.log
+"""
+
+
+def wait_for(predicate: object, deadline: float, what: str) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def supervisord(tmp_path: Path) -> Iterator[rpc.Client]:
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(CONF.format(d=tmp_path))
+    exe = Path(sys.executable).parent / "supervisord"
+    proc = subprocess.Popen(
+        [str(exe), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    client = rpc.Client(tmp_path / "supervisord.sock", timeout=5)
+
+    def running() -> bool:
+        try:
+            return client.get_process_info("sleeper").statename == "RUNNING"
+        except rpc.SupervisordUnavailable:
+            return False
+
+    try:
+        wait_for(running, 20, "supervisord and its program to run")
+        yield client
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_process_info_reports_running_program_with_its_pid(supervisord: rpc.Client) -> None:
+    info = supervisord.get_process_info("sleeper")
+    assert info.statename == "RUNNING"
+    assert info.alive
+    assert info.pid > 0
+    assert Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"600"]
+    assert [p.name for p in supervisord.get_all_process_info()] == ["sleeper"]
+    assert supervisord.get_state() == "RUNNING"
+    assert supervisord.get_pid() > 0
+
+
+def test_stop_then_start_gives_a_new_pid(supervisord: rpc.Client) -> None:
+    old = supervisord.get_process_info("sleeper").pid
+    assert supervisord.stop_process("sleeper", timeout=15)
+    stopped = supervisord.get_process_info("sleeper")
+    assert stopped.statename == "STOPPED"
+    assert not stopped.alive
+    assert stopped.pid == 0
+    assert supervisord.start_process("sleeper", timeout=15)
+    new = supervisord.get_process_info("sleeper").pid
+    assert new not in (0, old)
+
+
+def test_unknown_program_raises_fault_named_bad_name(supervisord: rpc.Client) -> None:
+    with pytest.raises(rpc.RpcFault) as err:
+        supervisord.get_process_info("nope")
+    assert err.value.fault_name == "BAD_NAME"
+    assert "nope" in str(err.value)
+
+
+def test_starting_a_running_program_raises_already_started(supervisord: rpc.Client) -> None:
+    with pytest.raises(rpc.RpcFault) as err:
+        supervisord.start_process("sleeper")
+    assert err.value.fault_name == "ALREADY_STARTED"
+
+
+def test_missing_socket_raises_unavailable_naming_the_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "absent.sock"
+    with pytest.raises(rpc.SupervisordUnavailable, match=r"absent\.sock"):
+        rpc.Client(sock, timeout=1).get_state()
+
+
+def test_silent_peer_raises_unavailable_after_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        with pytest.raises(rpc.SupervisordUnavailable, match="timed out"):
+            rpc.Client(path, timeout=0.3).get_state()
+    finally:
+        server.close()
+
+
+def test_peer_that_answers_garbage_raises_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    server.settimeout(5)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            body = b"<not-xml-rpc"
+            conn.sendall(
+                b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+
+    t = threading.Thread(target=answer)
+    t.start()
+    try:
+        with pytest.raises(rpc.SupervisordUnavailable):
+            rpc.Client(path, timeout=2).get_state()
+    finally:
+        t.join(5)
+        server.close()
