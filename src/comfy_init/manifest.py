@@ -1,0 +1,299 @@
+"""The warmup config (``warmup_models.conf``): parse its lines, expand them inside the models tree.
+
+One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
+(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
+``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.
+Line order is priority: earlier lines win when space runs short.
+
+Parsing is pure.  Expansion touches the filesystem only below each pattern's literal prefix
+(a literal line is a single ``stat``), and refuses any match whose real path leaves the
+models tree through a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from comfy_init.errors import ConfigError
+from comfy_init.settings import Settings
+
+# Suffix of a copy in progress (docs/architecture.md); such names are never models.
+PARTIAL_SUFFIX = ".comfy-init-partial"
+_WILDCARD = re.compile(r"[*?\[]")
+_TRAILING_COMMENT = re.compile(r"\s#.*$")
+_FIX = "write <type>/<path> relative to $COMFYUI_PATH/models, e.g. checkpoints/model.safetensors"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One config line."""
+
+    type: str  # first component: "checkpoints", "loras", "unet", ... (any folder under models)
+    pattern: str  # the rest, posix; may contain * ? [..] and ** (across subfolders)
+    origin: str  # "path/to/warmup_models.conf:LINE"
+
+    @property
+    def text(self) -> str:
+        """The line as the user wrote it (without comment and surrounding whitespace)."""
+        return f"{self.type}/{self.pattern}"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    type: str
+    name: str  # posix path below the type dir, e.g. "SDXL/x.safetensors"
+    source: Path  # absolute, under models_path
+    size: int  # st_size of the source
+    mtime_ns: int  # st_mtime_ns of the source
+    entry: Entry  # first entry that matched (priority)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    files: list[ModelFile]  # config order = priority; each file once
+    unmatched: list[Entry]  # lines that matched no regular file
+
+
+def has_wildcard(component: str) -> bool:
+    return _WILDCARD.search(component) is not None
+
+
+def _control(c: str) -> bool:
+    return ord(c) < 32 or ord(c) == 127
+
+
+# (test on the line and its "/" components, what is wrong and what to do), checked in order.
+_RULES: tuple[tuple[Callable[[str, list[str]], bool], str], ...] = (
+    (
+        lambda line, _: any(_control(c) for c in line),
+        "contains a control character (remove it; names are plain text)",
+    ),
+    (lambda line, _: "\\" in line, "contains a backslash (separate folders with '/')"),
+    (lambda line, _: line.startswith("/"), f"is an absolute path ({_FIX})"),
+    (
+        lambda _, parts: len(parts) < 2,
+        f"names a type folder without a file ({_FIX}, or <type>/* for every file)",
+    ),
+    (
+        lambda _, parts: "" in parts,
+        f"has an empty path component ('//' or a trailing '/') ({_FIX})",
+    ),
+    (
+        lambda _, parts: ".." in parts,
+        f"has a '..' component, which would leave the models folder ({_FIX})",
+    ),
+    (lambda _, parts: "." in parts, "has a '.' component (remove the './')"),
+    (
+        lambda _, parts: has_wildcard(parts[0]),
+        "has a wildcard in the type folder (name the type folder exactly, e.g. loras/*)",
+    ),
+    (
+        lambda _, parts: any("**" in p and p != "**" for p in parts),
+        "uses '**' inside a name ('**' must be a whole component, e.g. loras/**/x.safetensors)",
+    ),
+)
+
+
+def _line_problem(line: str) -> str | None:
+    """Why ``line`` (comment and whitespace already stripped) is not a valid entry, or None."""
+    parts = line.split("/")
+    for broken, problem in _RULES:
+        if broken(line, parts):
+            return problem
+    return None
+
+
+def parse(text: str, origin_file: str) -> list[Entry]:
+    """The entries of a config text; ConfigError lists every bad line as ``file:line: ...``."""
+    entries: list[Entry] = []
+    problems: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        line = _TRAILING_COMMENT.sub("", stripped).strip()
+        origin = f"{origin_file}:{number}"
+        problem = _line_problem(line)
+        if problem is not None:
+            problems.append(f"{origin}: warmup config line {line!r} {problem}")
+            continue
+        type_, _, pattern = line.partition("/")
+        entries.append(Entry(type=type_, pattern=pattern, origin=origin))
+    if problems:
+        raise ConfigError(problems)
+    return entries
+
+
+def load(path: Path) -> list[Entry]:
+    """Read and parse the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"warmup config {path}: file not found (create it, or set WARMUP_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"warmup config {path}: cannot be read: {exc} (make it a readable UTF-8 text file)"
+        ) from None
+    return parse(text, str(path))
+
+
+def locate(settings: Settings, explicit: str | None) -> Path:
+    """The config file to use: ``explicit`` (the CLI's CONFIG) or the first existing candidate."""
+    if explicit is not None:
+        path = Path(explicit).expanduser().absolute()
+        if path.is_file():
+            return path
+        why = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(
+            f"warmup config CONFIG={explicit!r}: {path} {why} (pass an existing config file)"
+        )
+    candidates = settings.warmup_config_candidates()
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"warmup config WARMUP_CONFIG={settings.warmup_config!r}: not found; looked in {looked} "
+        f"(create one of these, or set WARMUP_CONFIG to an absolute path)"
+    )
+
+
+def _escape_error(entry: Entry, path: Path, root: Path) -> ConfigError:
+    return ConfigError(
+        f"{entry.origin}: warmup config line {entry.text!r} reaches {path}, which resolves to "
+        f"{path.resolve()} outside the models folder {root} through a symlink "
+        f"(copy or move the model into {root}, or remove the line)"
+    )
+
+
+def _check_inside(entry: Entry, path: Path, root: Path) -> None:
+    if not path.resolve().is_relative_to(root):
+        raise _escape_error(entry, path, root)
+
+
+def _is_partial(name: str) -> bool:
+    return name.endswith(PARTIAL_SUFFIX)
+
+
+def _name_matches(name: str, component: str) -> bool:
+    # As in a shell glob, a wildcard does not match a hidden name unless the pattern is hidden.
+    if name.startswith(".") and not component.startswith("."):
+        return False
+    return fnmatchcase(name, component)
+
+
+def _walk(
+    directory: Path,
+    parts: Sequence[str],
+    guard: Callable[[Path], None],
+    seen: frozenset[tuple[int, int]] = frozenset(),
+) -> Iterator[Path]:
+    """Paths below ``directory`` that match ``parts`` (components; ``**`` = any depth).
+
+    ``guard`` is called on every directory before it is listed, so a walk never lists a
+    folder outside the models tree.
+    """
+    if not parts:
+        yield directory
+        return
+    head, rest = parts[0], parts[1:]
+    if not has_wildcard(head):
+        yield from _walk(directory / head, rest, guard, seen)
+        return
+    guard(directory)
+    try:
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda e: e.name)
+    except OSError:  # not a directory, gone, unreadable: nothing matches below it
+        return
+    if head == "**":
+        # Zero folders, then each subfolder (following symlinks, but never round a cycle).
+        yield from _walk(directory, rest, guard, seen)
+        for child in children:
+            if child.name.startswith(".") or not _is_dir(child):
+                continue
+            try:
+                st = child.stat()
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                yield from _walk(Path(child.path), parts, guard, seen | {key})
+        return
+    for child in children:
+        if _name_matches(child.name, head):
+            yield from _walk(Path(child.path), rest, guard, seen)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _regular(path: Path) -> os.stat_result | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _candidates(entry: Entry, type_dir: Path, root: Path) -> Iterator[Path]:
+    parts = entry.pattern.split("/")
+    if not any(has_wildcard(p) for p in parts):
+        yield type_dir / entry.pattern  # a literal line is one stat, never a walk
+        return
+    if parts[-1] == "**":  # a trailing ** means every file at any depth
+        parts.append("*")
+    literal = 0
+    while not has_wildcard(parts[literal]):
+        literal += 1
+    start = type_dir.joinpath(*parts[:literal])
+    yield from _walk(start, parts[literal:], lambda d: _check_inside(entry, d, root))
+
+
+def expand(entries: Sequence[Entry], models_path: Path) -> Expansion:
+    """Match each entry against the models tree; each file once, in priority order."""
+    models = models_path.absolute()
+    root = models.resolve()
+    files: list[ModelFile] = []
+    seen: set[tuple[str, str]] = set()
+    unmatched: list[Entry] = []
+    for entry in entries:
+        type_dir = models / entry.type
+        matched = False
+        for path in _candidates(entry, type_dir, root):
+            if _is_partial(path.name):
+                continue
+            st = _regular(path)
+            if st is None:
+                continue
+            _check_inside(entry, path, root)
+            matched = True
+            name = path.relative_to(type_dir).as_posix()
+            if (entry.type, name) in seen:
+                continue
+            seen.add((entry.type, name))
+            files.append(
+                ModelFile(
+                    type=entry.type,
+                    name=name,
+                    source=path,
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    entry=entry,
+                )
+            )
+        if not matched:
+            unmatched.append(entry)
+    return Expansion(files=files, unmatched=unmatched)
