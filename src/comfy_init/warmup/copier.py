@@ -1,0 +1,248 @@
+"""Copy one model file atomically, range by range, in the kernel: the I/O edge of the warmup.
+
+A copy is written to a hidden temp name in its destination directory
+(``.<name>.<random>.comfy-init-partial``: not a model extension, so ComfyUI never lists or
+resolves it), preallocated, filled range by range (by any number of streams, each with its
+own ``Reader``), then fsynced, given the source's mtime and renamed into place (``commit``);
+on any error or cancel the temp file is removed (``abort``).  Bytes move in the kernel:
+``copy_file_range`` (same filesystem), else ``sendfile`` (across filesystems, e.g. FUSE to
+ext4), else ``pread``/``pwrite``; a few MiB per call, with ``cancel`` checked between calls.
+``pool.py`` schedules ranges over streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+PARTIAL_SUFFIX = ".comfy-init-partial"
+SYSCALL_BYTES = 8 * MiB  # one copy request: large for throughput, small enough to stop fast
+METHODS = ("copy_file_range", "sendfile", "pwrite")  # tried in this order
+# errno values that mean "this method does not apply to these two files": use the next one.
+_UNSUPPORTED = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+)
+
+
+class Cancelled(Exception):
+    """The warmup was asked to stop while this range was being copied."""
+
+
+class SourceChanged(Exception):
+    """The source no longer has the size/mtime the warmup planned with."""
+
+
+def partial_path(dest: Path) -> Path:
+    """A fresh hidden temp name beside ``dest``."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+
+
+def is_partial(name: str) -> bool:
+    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
+
+
+def split_ranges(size: int, chunk_bytes: int) -> list[tuple[int, int]]:
+    """(offset, length) ranges of a file: one range up to two chunks, else chunk-sized ones."""
+    if size <= 0:
+        return []
+    if size <= 2 * chunk_bytes:
+        return [(0, size)]
+    return [(off, min(chunk_bytes, size - off)) for off in range(0, size, chunk_bytes)]
+
+
+@dataclass(eq=False)
+class Target:
+    """The temp file of one copy in progress and what is known about it so far."""
+
+    source: Path
+    dest: Path
+    size: int
+    mtime_ns: int
+    temp: Path
+    fd: int  # the target's own writable descriptor: ranges via pwrite/copy_file_range, fsync
+    method: str = METHODS[0]
+    copied: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.copied += n
+
+    def downgrade(self, failed: str) -> None:
+        """``failed`` cannot copy these files: every stream moves on to the next method."""
+        with self.lock:
+            if self.method == failed:
+                self.method = METHODS[METHODS.index(failed) + 1]
+
+
+def create(source: Path, dest: Path, size: int, mtime_ns: int) -> Target:
+    """Create the temp file beside ``dest`` (0644) and reserve ``size`` bytes for it.
+    Raises OSError (ENOSPC when it does not fit) and then leaves nothing behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = partial_path(dest)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)
+        if size > 0:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+                os.ftruncate(fd, size)  # cannot preallocate here: a sparse file will do
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    return Target(source, dest, size, mtime_ns, temp, fd)
+
+
+def commit(t: Target) -> None:
+    """fsync, set the source's mtime, rename into place, fsync the directory."""
+    if t.copied != t.size:
+        raise OSError(errno.EIO, f"copied {t.copied} of {t.size} bytes", str(t.source))
+    os.utime(t.fd, ns=(time.time_ns(), t.mtime_ns))
+    os.fsync(t.fd)
+    os.replace(t.temp, t.dest)
+    dir_fd = os.open(t.dest.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    # ComfyUI loads this model next: ask the kernel to keep (and read ahead) the copy.
+    os.posix_fadvise(t.fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    os.close(t.fd)
+    t.fd = -1
+
+
+def abort(t: Target) -> None:
+    """Close and remove the temp file (idempotent)."""
+    if t.fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(t.fd)
+        t.fd = -1
+    t.temp.unlink(missing_ok=True)
+
+
+class Reader:
+    """One stream's descriptors for the file it works on: its own source descriptor (so the
+    volume sees one more reader) and, for sendfile, its own destination descriptor (sendfile
+    writes at the descriptor's position)."""
+
+    def __init__(self) -> None:
+        self.target: Target | None = None
+        self.src = -1
+        self.dst = -1
+        self.buffer = bytearray(0)
+
+    def open(self, t: Target) -> None:
+        self.close()
+        self.target = t
+        self.src = os.open(t.source, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.fstat(self.src)
+        if (st.st_size, st.st_mtime_ns) != (t.size, t.mtime_ns):
+            raise SourceChanged(
+                f"source changed during the warmup: {t.source} is now {st.st_size} bytes "
+                f"(planned {t.size}) or has a new mtime (the next warmup copies it)"
+            )
+        os.posix_fadvise(self.src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    def dest_fd(self, t: Target) -> int:
+        if self.dst < 0:
+            self.dst = os.open(t.temp, os.O_WRONLY | os.O_CLOEXEC)
+        return self.dst
+
+    def close(self) -> None:
+        for fd in (self.src, self.dst):
+            if fd >= 0:
+                os.close(fd)
+        self.target, self.src, self.dst = None, -1, -1
+
+
+class RateLimiter:
+    """A token bucket shared by every stream: at most ``bytes_per_second`` on average."""
+
+    def __init__(self, bytes_per_second: int) -> None:
+        self.rate = bytes_per_second
+        self.burst = max(64 * 1024, bytes_per_second // 4)  # the largest single request
+        self._tokens = float(self.burst)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self, n: int, cancel: threading.Event) -> bool:
+        """Take ``n`` bytes' worth, waiting for them; False if cancelled meanwhile."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= n  # may go into debt: concurrent callers queue up behind it
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            return not cancel.wait(wait)
+        return not cancel.is_set()
+
+
+def copy_range(
+    t: Target,
+    r: Reader,
+    off: int,
+    length: int,
+    *,
+    cancel: threading.Event,
+    limiter: RateLimiter | None = None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Copy bytes [off, off+length) from ``r``'s source into ``t``; raise Cancelled if
+    ``cancel`` is set between two requests."""
+    pos, end = off, off + length
+    while pos < end:
+        if cancel.is_set():
+            raise Cancelled
+        want = min(SYSCALL_BYTES, end - pos)
+        if limiter is not None:
+            want = min(want, limiter.burst)
+            if not limiter.acquire(want, cancel):
+                raise Cancelled
+        method = t.method
+        try:
+            n = _move(method, t, r, pos, want)
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED or method == METHODS[-1]:
+                raise
+            n = 0
+        if n == 0:  # unsupported here (some filesystems answer 0), or the source shrank
+            if method == METHODS[-1]:
+                raise OSError(errno.EIO, "the source ended early", str(t.source))
+            t.downgrade(method)
+            continue
+        t.add(n)
+        on_progress(n)
+        pos += n
+    # The volume's pages of this range are not wanted: keep the memory for the cache copies.
+    os.posix_fadvise(r.src, off, length, os.POSIX_FADV_DONTNEED)
+
+
+def _move(method: str, t: Target, r: Reader, pos: int, want: int) -> int:
+    """Copy up to ``want`` bytes at offset ``pos`` with ``method``; the bytes moved."""
+    if method == "copy_file_range":
+        return os.copy_file_range(r.src, t.fd, want, pos, pos)
+    if method == "sendfile":
+        dst = r.dest_fd(t)
+        os.lseek(dst, pos, os.SEEK_SET)
+        return os.sendfile(dst, r.src, pos, want)
+    if len(r.buffer) < want:
+        r.buffer = bytearray(SYSCALL_BYTES)
+    view = memoryview(r.buffer)[:want]
+    n = os.preadv(r.src, [view], pos)
+    done = 0
+    while done < n:
+        done += os.pwrite(t.fd, view[done:n], pos + done)
+    return n

@@ -1,0 +1,306 @@
+"""Real-file tests of the copier and the stream pool: content, mtime, ranges, methods,
+cancel, failures, space."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inotify_simple import INotify
+from inotify_simple import flags as iflags
+
+from comfy_init.warmup import copier
+from comfy_init.warmup.copier import PARTIAL_SUFFIX, RateLimiter, Reader
+from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+def make_file(
+    path: Path, size: int, seed: int = 1, mtime_ns: int = 1_600_000_000_123_456_789
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB, not all zeros
+    with path.open("wb") as fh:
+        left = size
+        while left > 0:
+            fh.write(block[: min(left, len(block))])
+            left -= len(block)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def partials(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(PARTIAL_SUFFIX)]
+
+
+def run_pool(
+    jobs: list[CopyJob], *, streams: int = 4, chunk: int = 64 * KiB, **kw: object
+) -> dict[int, CopyOutcome]:
+    outcomes: dict[int, CopyOutcome] = {}
+    lock = threading.Lock()
+
+    def done(o: CopyOutcome) -> None:
+        with lock:
+            outcomes[o.key] = o
+
+    cancel = kw.pop("cancel", threading.Event())
+    assert isinstance(cancel, threading.Event)
+    with CopyPool(streams=streams, chunk_bytes=chunk, cancel=cancel, on_done=done, **kw) as pool:  # type: ignore[arg-type]
+        for job in jobs:
+            pool.submit(job)
+        assert pool.wait_idle(60)
+    return outcomes
+
+
+def job_for(key: int, src: Path, dest: Path) -> CopyJob:
+    st = src.stat()
+    return CopyJob(key=key, source=src, dest=dest, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A small real filesystem of its own (tmpfs, 4 MiB), unmounted afterwards."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_split_ranges_keeps_small_files_whole_and_cuts_large_files_into_chunks() -> None:
+    assert copier.split_ranges(0, 10) == []
+    assert copier.split_ranges(20, 10) == [(0, 20)]
+    assert copier.split_ranges(25, 10) == [(0, 10), (10, 10), (20, 5)]
+    ranges = copier.split_ranges(10 * MiB + 3, MiB)
+    assert sum(length for _, length in ranges) == 10 * MiB + 3
+    assert [off for off, _ in ranges] == list(range(0, 10 * MiB + 3, MiB))
+
+
+def test_partial_name_is_hidden_beside_the_destination_and_not_a_model_extension(
+    tmp_path: Path,
+) -> None:
+    dest = tmp_path / "checkpoints" / "x.safetensors"
+    temp = copier.partial_path(dest)
+    assert temp.parent == dest.parent
+    assert temp.name.startswith(".x.safetensors.")
+    assert temp.name.endswith(PARTIAL_SUFFIX)
+    assert copier.is_partial(temp.name)
+    assert not copier.is_partial(dest.name)
+    assert temp != copier.partial_path(dest)
+
+
+def test_multi_chunk_file_is_copied_by_several_streams_with_same_content_and_mtime(
+    tmp_path: Path,
+) -> None:
+    src = make_file(tmp_path / "vol" / "big.safetensors", 1 * MiB + 12_345)
+    dest = tmp_path / "cache" / "checkpoints" / "sub" / "big.safetensors"
+    out = run_pool([job_for(0, src, dest)], streams=4, chunk=64 * KiB)[0]
+    assert out.ok, out.error
+    assert out.bytes_copied == src.stat().st_size
+    assert digest(dest) == digest(src)
+    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert partials(tmp_path) == []
+
+
+def test_copy_within_one_filesystem_uses_copy_file_range(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "a.bin", 300 * KiB)
+    out = run_pool([job_for(0, src, tmp_path / "c" / "a.bin")])[0]
+    assert out.ok
+    assert out.method == "copy_file_range"
+
+
+def test_copy_across_filesystems_falls_back_to_sendfile(tmp_path: Path, tmpfs: Path) -> None:
+    src = make_file(tmpfs / "lora.safetensors", 700 * KiB, seed=7)
+    dest = tmp_path / "cache" / "loras" / "lora.safetensors"
+    out = run_pool([job_for(0, src, dest)], chunk=64 * KiB)[0]
+    assert out.ok, out.error
+    assert out.method in ("sendfile", "pwrite")  # copy_file_range refuses EXDEV here
+    assert digest(dest) == digest(src)
+    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
+
+
+def test_pwrite_path_copies_a_range_exactly(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "s.bin", 200 * KiB, seed=3)
+    t = copier.create(src, tmp_path / "d.bin", 200 * KiB, src.stat().st_mtime_ns)
+    t.method = "pwrite"
+    r = Reader()
+    r.open(t)
+    try:
+        copier.copy_range(t, r, 0, 200 * KiB, cancel=threading.Event())
+    finally:
+        r.close()
+    copier.commit(t)
+    assert (tmp_path / "d.bin").read_bytes() == src.read_bytes()
+    assert partials(tmp_path) == []
+
+
+def test_many_small_files_and_an_empty_file_are_all_copied(tmp_path: Path) -> None:
+    jobs = []
+    for i in range(30):
+        src = make_file(tmp_path / "vol" / f"f{i}.pt", (i * 997) % 5000, seed=i)
+        jobs.append(job_for(i, src, tmp_path / "cache" / f"f{i}.pt"))
+    outs = run_pool(jobs, streams=3)
+    assert sorted(outs) == list(range(30))
+    assert all(o.ok for o in outs.values())
+    for job in jobs:
+        assert job.dest.read_bytes() == job.source.read_bytes()
+    assert (tmp_path / "cache" / "f0.pt").stat().st_size == 0
+
+
+def test_an_existing_stale_copy_is_replaced_by_the_new_content(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "v.pt", 100 * KiB, seed=1)
+    dest = make_file(tmp_path / "c" / "v.pt", 50 * KiB, seed=2)
+    assert run_pool([job_for(0, src, dest)])[0].ok
+    assert digest(dest) == digest(src)
+
+
+def open_fds_to(path: Path) -> int:
+    fds = Path("/proc/self/fd")
+    n = 0
+    for fd in fds.iterdir():
+        try:
+            n += os.readlink(fd) == str(path)
+        except OSError:
+            continue
+    return n
+
+
+def test_on_open_is_called_before_every_open_of_a_source(tmp_path: Path) -> None:
+    srcs = [make_file(tmp_path / "vol" / f"m{i}.safetensors", 200 * KiB, seed=i) for i in range(4)]
+    calls: list[int] = []
+
+    def on_open(key: int) -> None:
+        assert open_fds_to(srcs[key]) == 0  # called before the open, not after
+        calls.append(key)
+
+    ino = INotify()
+    try:
+        ino.add_watch(tmp_path / "vol", iflags.OPEN)
+        jobs = [job_for(i, s, tmp_path / "c" / s.name) for i, s in enumerate(srcs)]
+        outs = run_pool(jobs, streams=1, chunk=64 * KiB, on_open=on_open)
+        seen = sorted(e.name for e in ino.read(timeout=0))
+    finally:
+        ino.close()
+    assert all(o.ok for o in outs.values())
+    # One stream: it opens each file once and keeps it open for all of that file's ranges.
+    assert calls == [0, 1, 2, 3]
+    assert seen == [s.name for s in srcs]
+
+
+def test_each_stream_opens_the_source_at_most_once_per_file(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "vol" / "m.safetensors", 1 * MiB)
+    calls: list[int] = []
+    out = run_pool(
+        [job_for(0, src, tmp_path / "c" / "m.safetensors")],
+        streams=3,
+        chunk=64 * KiB,
+        on_open=calls.append,
+    )[0]
+    assert out.ok
+    assert 1 <= len(calls) <= 3
+
+
+def test_cancel_mid_copy_removes_the_temp_file_and_never_creates_the_destination(
+    tmp_path: Path,
+) -> None:
+    src = make_file(tmp_path / "big.bin", 2 * MiB)
+    dest = tmp_path / "c" / "big.bin"
+    cancel = threading.Event()
+    started = threading.Event()
+
+    def progress(key: int, n: int) -> None:
+        started.set()
+
+    result: dict[int, CopyOutcome] = {}
+    limiter = RateLimiter(256 * KiB)  # ~8 s for the whole file: the cancel lands mid-copy
+    with CopyPool(
+        streams=2,
+        chunk_bytes=256 * KiB,
+        cancel=cancel,
+        on_done=lambda o: result.setdefault(o.key, o),
+        on_progress=progress,
+        limiter=limiter,
+    ) as pool:
+        pool.submit(job_for(0, src, dest))
+        assert started.wait(10)
+        assert len(partials(tmp_path)) == 1
+        cancel.set()
+        assert pool.wait_idle(10)
+    out = result[0]
+    assert not out.ok
+    assert out.cancelled
+    assert 0 < out.bytes_copied < src.stat().st_size
+    assert not dest.exists()
+    assert partials(tmp_path) == []
+
+
+def test_a_vanished_source_fails_that_file_with_its_path_and_leaves_nothing(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "gone.bin", 10 * KiB)
+    job = job_for(0, src, tmp_path / "c" / "gone.bin")
+    ok_src = make_file(tmp_path / "ok.bin", 10 * KiB)
+    src.unlink()
+    outs = run_pool([job, job_for(1, ok_src, tmp_path / "c" / "ok.bin")])
+    assert not outs[0].ok
+    assert not outs[0].cancelled
+    assert "gone.bin" in (outs[0].error or "")
+    assert outs[1].ok  # the rest goes on
+    assert not job.dest.exists()
+    assert partials(tmp_path) == []
+
+
+def test_a_source_that_changed_since_planning_is_not_committed(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "m.bin", 10 * KiB)
+    job = job_for(0, src, tmp_path / "c" / "m.bin")
+    make_file(src, 20 * KiB, mtime_ns=1_700_000_000_000_000_000)
+    out = run_pool([job])[0]
+    assert not out.ok
+    assert "source changed" in (out.error or "")
+    assert not job.dest.exists()
+
+
+def test_a_file_larger_than_the_free_space_is_refused_at_preallocation(
+    tmp_path: Path, tmpfs: Path
+) -> None:
+    src = make_file(tmp_path / "huge.bin", 5 * MiB)
+    with pytest.raises(OSError, match="No space") as info:
+        copier.create(src, tmpfs / "c" / "huge.bin", 5 * MiB, 0)
+    assert info.value.errno == errno.ENOSPC
+    assert partials(tmpfs) == []
+
+
+def test_unallocated_bytes_counts_only_space_not_yet_reserved(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "m.bin", 1 * MiB)
+    cancel = threading.Event()
+    limiter = RateLimiter(128 * KiB)
+    with CopyPool(
+        streams=1, chunk_bytes=MiB, cancel=cancel, on_done=lambda o: None, limiter=limiter
+    ) as pool:
+        pool.submit(job_for(0, src, tmp_path / "c" / "m.bin"))
+        # posix_fallocate reserved the whole file on ext4: nothing more is promised.
+        assert pool.unallocated_bytes() == 0
+        cancel.set()
+        assert pool.wait_idle(10)
+    assert pool.unallocated_bytes() == 0
+
+
+def test_rate_limiter_gives_up_when_cancelled_while_waiting() -> None:
+    limiter = RateLimiter(100_000)
+    cancel = threading.Event()
+    assert limiter.acquire(limiter.burst, cancel)  # the first burst is free
+    cancel.set()
+    assert not limiter.acquire(limiter.burst, cancel)  # would have to wait: gives up at once
