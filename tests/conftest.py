@@ -1,0 +1,40 @@
+"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from comfyui_standin.harness import StandinProcess, make_comfyui_dir
+from comfyui_standin.safetensors_file import make_safetensors as _make_safetensors
+
+
+@pytest.fixture
+def comfyui_dir(tmp_path: Path) -> Path:
+    """``tmp_path/ComfyUI``: the stand-in's ``main.py`` (+ modules) and empty ``models/<type>``
+    for every folder ComfyUI creates (legacy ``unet``/``clip`` included)."""
+    return make_comfyui_dir(tmp_path / "ComfyUI")
+
+
+@pytest.fixture
+def make_safetensors() -> Callable[..., Path]:
+    """``make_safetensors(path, size_bytes, metadata=None, content=None) -> Path``."""
+    return _make_safetensors
+
+
+@pytest.fixture
+def standin(comfyui_dir: Path) -> Iterator[Callable[..., StandinProcess]]:
+    """Factory: ``standin(*args, env=..., port=...)`` starts the stand-in in ``comfyui_dir``
+    (not yet ready: call ``wait_ready()``); every one started is killed at teardown."""
+    started: list[StandinProcess] = []
+
+    def start(*args: str, **kwargs: object) -> StandinProcess:
+        proc = StandinProcess(comfyui_dir, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
