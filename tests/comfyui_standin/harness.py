@@ -23,7 +23,13 @@ from typing import Any
 from comfyui_standin.folder_paths import MODEL_DIR_NAMES
 
 STANDIN_DIR = Path(__file__).resolve().parent
-STANDIN_FILES = ("main.py", "folder_paths.py", "safetensors_file.py")
+STANDIN_FILES = (
+    "main.py",
+    "folder_paths.py",
+    "recorder.py",
+    "safetensors_file.py",
+    "stray_processes.py",
+)
 
 
 def make_comfyui_dir(root: Path) -> Path:
@@ -75,6 +81,7 @@ class StandinProcess:
         env: dict[str, str] | None = None,
         python: str = sys.executable,
         work_dir: Path | None = None,
+        popen: dict[str, Any] | None = None,
     ) -> None:
         self.comfyui_dir = comfyui_dir
         self.port = port if port is not None else free_port()
@@ -84,6 +91,7 @@ class StandinProcess:
         self.stderr_path = self.work_dir / f"standin-{self.port}.stderr"
         self.argv = [python, "main.py", "--port", str(self.port), *args]
         self.env = {**os.environ, "STANDIN_RECORD": str(self.record), **(env or {})}
+        self.popen = popen or {}  # extra Popen arguments, e.g. pass_fds, preexec_fn
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> StandinProcess:
@@ -96,6 +104,7 @@ class StandinProcess:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                **self.popen,
             )
         return self
 

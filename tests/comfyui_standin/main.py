@@ -18,72 +18,22 @@ import threading
 import time
 import traceback
 import urllib.parse
-import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import folder_paths
+import recorder
 import safetensors_file
+import stray_processes
 
 VERSION = "0.3.64"
 DEVICE_NAME = "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync"
 BASE = os.path.dirname(os.path.realpath(__file__))
 STOPPING_SIGNALS = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2")
-_record_lock = threading.RLock()
-
-
-def record(**event: Any) -> None:
-    """Append one JSON line to $STANDIN_RECORD (no-op when unset)."""
-    path = os.environ.get("STANDIN_RECORD")
-    if not path:
-        return
-    event["t"] = time.time()
-    line = json.dumps(event, default=str) + "\n"
-    with _record_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(line)
 
 
 def say(line: str) -> None:
     print(line, flush=True)
-
-
-def open_fds() -> list[int]:
-    """Open fd numbers, without the one that listing /proc/self/fd itself used."""
-    listed = [int(n) for n in os.listdir("/proc/self/fd")]
-    alive = []
-    for fd in listed:  # the listing's own fd is closed by now: fstat fails for it alone
-        try:
-            os.fstat(fd)
-        except OSError:
-            continue
-        alive.append(fd)
-    return alive
-
-
-def signal_masks() -> dict[str, int]:
-    masks = {}
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("SigBlk", "SigIgn", "SigCgt"):
-                masks[key.lower()] = int(value.strip(), 16)
-    return masks
-
-
-def start_record() -> None:
-    fds = open_fds()  # before the record file is opened
-    record(
-        event="start",
-        pid=os.getpid(),
-        ppid=os.getppid(),
-        pgid=os.getpgid(0),
-        sid=os.getsid(0),
-        argv=sys.argv,
-        cwd=os.getcwd(),
-        env=dict(os.environ),
-        fds=fds,
-        **signal_masks(),
-    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -225,7 +175,7 @@ class State:
             return 404, {
                 "error": f"Model in folder '{folder}' with filename '{filename}' not found."
             }
-        record(event="load", path=path)
+        recorder.record(event="load", path=path)
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             (length,) = struct.unpack("<Q", m[:8])
             json.loads(m[8 : 8 + length])
@@ -234,58 +184,6 @@ class State:
                 touched ^= m[offset]
             size = len(m)
         return 200, {"path": path, "bytes": size, "seconds": time.monotonic() - started}
-
-
-def spawn_orphans(n: int) -> list[int]:
-    """Fork n children that each fork a grandchild and exit: the grandchildren (which exit at
-    once) are re-parented to PID 1 and stay zombies unless it reaps them."""
-    read_end, write_end = os.pipe()
-    pids = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        for _ in range(n):
-            child = os.fork()
-            if child == 0:
-                grandchild = os.fork()
-                if grandchild == 0:
-                    os._exit(0)
-                os.write(write_end, struct.pack("<i", grandchild))
-                os._exit(0)
-            os.waitpid(child, 0)
-            pids.append(struct.unpack("<i", os.read(read_end, 4))[0])
-    os.close(read_end)
-    os.close(write_end)
-    return pids
-
-
-def spawn_escapee() -> int:
-    """Start a grandchild in its own session that ignores SIGTERM and sleeps forever."""
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        child = os.fork()
-        if child == 0:
-            if os.fork() == 0:
-                os.setsid()
-                for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-                    signal.signal(signum, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                os.write(write_end, struct.pack("<i", os.getpid()))
-                null = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-                code = "import time\nwhile True: time.sleep(3600)"
-                os.execv(  # noqa: S606 - a fixed interpreter and argument list
-                    sys.executable,
-                    [sys.executable, "-c", code, "comfyui-standin-escapee"],
-                )
-            os._exit(0)
-    os.waitpid(child, 0)
-    (pid,) = struct.unpack("<i", os.read(read_end, 4))
-    os.close(read_end)
-    os.close(write_end)
-    record(event="escape", pid=pid)
-    return int(pid)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -371,9 +269,18 @@ class Handler(BaseHTTPRequestHandler):
                 state.queue_pending = [fake_job(running + i) for i in range(pending)]
                 result = 200, {"running": running, "pending": pending}
             case "orphans":
-                result = 200, {"pids": spawn_orphans(min(int(query.get("n", "100")), 10_000))}
+                result = (
+                    200,
+                    {
+                        "pids": stray_processes.spawn_orphans(
+                            min(int(query.get("n", "100")), 10_000)
+                        )
+                    },
+                )
             case "escape":
-                result = 200, {"pid": spawn_escapee()}
+                pid = stray_processes.spawn_escapee()
+                recorder.record(event="escape", pid=pid)
+                result = 200, {"pid": pid}
             case "load":
                 result = state.load(query.get("folder", ""), query.get("filename", ""))
         return result
@@ -405,7 +312,7 @@ def serve(state: State, address: str, port: int) -> int:
 
 def on_signal(signum: int, _frame: object) -> None:
     ignored = signal.Signals(signum).name[3:] in _ignored()
-    record(event="signal", signum=signum, ignored=ignored)
+    recorder.record(event="signal", signum=signum, ignored=ignored)
     if ignored:
         return
     if signum == signal.SIGINT:
@@ -415,7 +322,7 @@ def on_signal(signum: int, _frame: object) -> None:
 
 def die_by(signum: int) -> None:
     """Die of ``signum`` with its default action, as an unhandled signal would kill ComfyUI."""
-    record(event="exit", code=-signum)
+    recorder.record(event="exit", code=-signum)
     sys.stdout.flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -447,7 +354,7 @@ def run(argv: list[str]) -> int:
             ports.append(serve(state, address, args.port))
             shown = f"[{address}]" if ":" in address else address
             say(f"To see the GUI go to: http://{shown}:{ports[-1]}")
-        record(event="listening", addresses=args.listen.split(","), port=ports[0])
+        recorder.record(event="listening", addresses=args.listen.split(","), port=ports[0])
     except KeyboardInterrupt:
         die_by(signal.SIGINT)
     try:
@@ -459,14 +366,14 @@ def run(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    start_record()
+    recorder.start_record()
     try:
         code = run(sys.argv[1:])
     except SystemExit as exc:  # argparse errors (2)
-        record(event="exit", code=exc.code if isinstance(exc.code, int) else 1)
+        recorder.record(event="exit", code=exc.code if isinstance(exc.code, int) else 1)
         raise
     except BaseException:
-        record(event="exit", code=1)
+        recorder.record(event="exit", code=1)
         raise
-    record(event="exit", code=code)
+    recorder.record(event="exit", code=code)
     sys.exit(code)
