@@ -94,6 +94,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("COMFYUI_STOP_SECONDS", "6", "grace between SIGINT and SIGKILL when ComfyUI is stopped"),
     EnvVar(
+        "COMFYUI_RESTART_BACKOFF",
+        "30",
+        "seconds before ComfyUI is started again once supervisord gave up on it (crash loop); "
+        "doubles at each give-up up to ten times this",
+    ),
+    EnvVar(
         "RUN_DIR",
         "/run/comfy-init",
         "runtime state: warmup report, generated YAML, supervisord socket",
@@ -108,6 +114,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "your own `supervisord.conf.j2`; empty: the one shipped with comfy-init",
     ),
+    EnvVar("METRICS", "1", "`0` leaves the metrics sidecar out (ComfyUI runs alone)"),
     EnvVar(
         "METRICS_PORT", "9188", "port of the metrics sidecar (`/metrics`, `/healthz`, `/readyz`)"
     ),
@@ -159,9 +166,11 @@ class Settings:
     comfyui_port: int
     comfyui_python: str
     comfyui_stop_seconds: int
+    comfyui_restart_backoff: float
     run_dir: Path
     supervisord_conf: Path
     supervisord_template: Path | None
+    metrics: bool
     metrics_port: int
     metrics_addr: str
     watchdog: bool
@@ -293,10 +302,10 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         skip_warmup=r.get("SKIP_WARMUP", _bool, False, "expected 0 or 1"),
         warmup_mode=r.get(
             "WARMUP_MODE",
-            _choice("blocking", "background"),
+            _choice("blocking", "background"),  # type: ignore[arg-type]
             "blocking",
             "expected 'blocking' or 'background'",
-        ),  # type: ignore[arg-type]
+        ),
         warmup_streams=r.get(
             "WARMUP_STREAMS", _int_range(1, 256), 8, "expected a whole number from 1 to 256"
         ),
@@ -332,11 +341,18 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             6,
             "expected a whole number of seconds from 1 to 3600",
         ),
+        comfyui_restart_backoff=r.get(
+            "COMFYUI_RESTART_BACKOFF",
+            _float_range(0.1, 3600),
+            30.0,
+            "expected seconds from 0.1 to 3600",
+        ),
         run_dir=r.get("RUN_DIR", _abs_path, Path("/"), "expected a directory path"),
         supervisord_conf=r.get("SUPERVISORD_CONF", _abs_path, Path("/"), "expected a file path"),
         supervisord_template=r.get(
             "SUPERVISORD_TEMPLATE", _optional_path, None, "expected a file path or nothing"
         ),
+        metrics=r.get("METRICS", _bool, True, "expected 0 or 1"),
         metrics_port=r.get(
             "METRICS_PORT", _int_range(1, 65535), 9188, "expected a port number from 1 to 65535"
         ),
