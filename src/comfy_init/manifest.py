@@ -3,12 +3,14 @@
 One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
 (a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
 ``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.
-Line order is priority: earlier lines win when space runs short.
+As in a shell, wildcards skip hidden names; copies in progress (``*.comfy-init-partial``)
+and anything but regular files never match.  Line order is priority (earlier lines win when
+space runs short); the files of one wildcard line come in name order; a file matched again
+by a later line keeps its first place.
 
 Parsing is pure.  Expansion touches the filesystem only below each pattern's literal prefix
-(a literal line is a single ``stat``), and refuses any match whose real path leaves the
-models tree through a symlink.
-"""
+(a literal line is a single ``stat``), and refuses any match, or any folder it would list,
+whose real path leaves the models tree through a symlink."""
 
 from __future__ import annotations
 
@@ -217,6 +219,11 @@ def _walk(
     if head == "**":
         # Zero folders, then each subfolder (following symlinks, but never round a cycle).
         yield from _walk(directory, rest, guard, seen)
+        try:
+            here = os.stat(directory)
+        except OSError:
+            return
+        seen = seen | {(here.st_dev, here.st_ino)}
         for child in children:
             if child.name.startswith(".") or not _is_dir(child):
                 continue
@@ -271,7 +278,7 @@ def expand(entries: Sequence[Entry], models_path: Path) -> Expansion:
     unmatched: list[Entry] = []
     for entry in entries:
         type_dir = models / entry.type
-        matched = False
+        matches: list[tuple[str, Path, os.stat_result]] = []
         for path in _candidates(entry, type_dir, root):
             if _is_partial(path.name):
                 continue
@@ -279,8 +286,10 @@ def expand(entries: Sequence[Entry], models_path: Path) -> Expansion:
             if st is None:
                 continue
             _check_inside(entry, path, root)
-            matched = True
-            name = path.relative_to(type_dir).as_posix()
+            matches.append((path.relative_to(type_dir).as_posix(), path, st))
+        if not matches:
+            unmatched.append(entry)
+        for name, path, st in sorted(matches, key=lambda m: m[0]):
             if (entry.type, name) in seen:
                 continue
             seen.add((entry.type, name))
@@ -294,6 +303,4 @@ def expand(entries: Sequence[Entry], models_path: Path) -> Expansion:
                     entry=entry,
                 )
             )
-        if not matched:
-            unmatched.append(entry)
     return Expansion(files=files, unmatched=unmatched)
