@@ -195,21 +195,20 @@ class CopyPool:
                 ok, error = False, exc
         if not ok:
             copier.abort(job.target)
+        outcome = CopyOutcome(
+            key=job.key,
+            ok=ok,
+            bytes_copied=job.target.copied,
+            seconds=time.monotonic() - job.started,
+            method=job.target.method,
+            error=None if error is None else _describe(error),
+            no_space=isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT),
+            cancelled=job.cancelled and error is None,
+        )
+        self._on_done(outcome)  # before the job leaves: wait_idle() implies every on_done ran
         with self._cond:
             self._jobs.discard(job)
             self._cond.notify_all()
-        self._on_done(
-            CopyOutcome(
-                key=job.key,
-                ok=ok,
-                bytes_copied=job.target.copied,
-                seconds=time.monotonic() - job.started,
-                method=job.target.method,
-                error=None if error is None else _describe(error),
-                no_space=isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT),
-                cancelled=job.cancelled and error is None,
-            )
-        )
 
 
 def _unallocated(t: Target) -> int:

@@ -1,0 +1,285 @@
+"""One warmup run: config → plan → copy in priority order → report → ComfyUI's model paths.
+
+Per-file problems never raise: a file that fails or does not fit is recorded in the report
+(``warmup/report.py``) and the rest goes on.  A bad config raises ``ConfigError`` before
+anything is copied.  ``cancel`` stops the run within seconds: temp files are removed and the
+unfinished files are marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from stat import S_ISREG
+
+from comfy_init import manifest
+from comfy_init.comfyui import model_paths
+from comfy_init.errors import EnvironmentMissing
+from comfy_init.manifest import Expansion
+from comfy_init.settings import Settings
+from comfy_init.warmup import lock, plan
+from comfy_init.warmup.copier import RateLimiter, is_partial
+from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
+from comfy_init.warmup.progress import Progress
+from comfy_init.warmup.report import FileRecord, FileStatus, Report, Totals, write_report
+
+SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
+REPORT_EVERY_SECONDS = 1.0
+
+
+def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
+    """Warm the cache; the returned report says what happened to every file."""
+    path = manifest.locate(settings, config)
+    entries = manifest.load(path)
+    expansion = manifest.expand(entries, settings.models_path)
+    for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
+        try:
+            needed.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentMissing(
+                f"{var}={needed}: cannot create the directory: {exc.strerror} "
+                f"(mount a writable local disk there or set {var})"
+            ) from None
+    progress = Progress()
+    report = Report(
+        state="running",
+        pid=os.getpid(),
+        started_at=time.time(),
+        config=str(path),
+        models_path=str(settings.models_path),
+        cache_path=str(settings.cache_path),
+    )
+    with lock.hold(settings.run_dir / lock.LOCK_NAME, cancel) as held:
+        if held:
+            for removed in remove_partials(settings.cache_path):
+                progress.partial_removed(str(removed))
+            # Planned under the lock: a warmup that ran meanwhile may have copied files.
+            dests = [plan.dest_for(settings.cache_path, f) for f in expansion.files]
+            steps = plan.plan(expansion.files, settings.cache_path, existing_copies(dests))
+            report.files = records_for(settings, entries, expansion, steps)
+            mtimes = {str(s.dest): s.file.mtime_ns for s in steps}
+            _Run(settings, report, mtimes, cancel, progress).execute()
+        else:  # stopped while another warmup held the lock: nothing was touched
+            report.state = "interrupted"
+            report.finished_at = time.time()
+    model_paths.setup(settings, types_of(expansion))
+    progress.finished(report)
+    return report
+
+
+def types_of(expansion: Expansion) -> list[str]:
+    """The type folders the config warms, in config order, each once."""
+    return list(dict.fromkeys(f.type for f in expansion.files))
+
+
+def existing_copies(dests: Sequence[Path]) -> dict[Path, plan.CacheEntry | None]:
+    """The stat of each destination's cache copy (None: no regular file there)."""
+    found: dict[Path, plan.CacheEntry | None] = {}
+    for dest in dests:
+        try:
+            st = dest.stat()
+        except OSError:
+            found[dest] = None
+            continue
+        found[dest] = plan.CacheEntry(st.st_size, st.st_mtime_ns) if S_ISREG(st.st_mode) else None
+    return found
+
+
+def remove_partials(cache_path: Path) -> list[Path]:
+    """Remove every copy-in-progress temp file below ``cache_path`` (call it only under the
+    lock: then none of them belongs to a live warmup)."""
+    removed: list[Path] = []
+    for dirpath, _dirs, names in os.walk(cache_path):
+        for name in names:
+            if is_partial(name):
+                p = Path(dirpath, name)
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def records_for(
+    settings: Settings,
+    entries: Sequence[manifest.Entry],
+    expansion: Expansion,
+    steps: Sequence[plan.Step],
+) -> list[FileRecord]:
+    """One record per planned file and one per unmatched line, in config order."""
+    by_entry: dict[manifest.Entry, list[FileRecord]] = {}
+    for s in steps:
+        by_entry.setdefault(s.file.entry, []).append(
+            FileRecord(
+                type=s.file.type,
+                name=s.file.name,
+                source=str(s.file.source),
+                dest=str(s.dest),
+                size=s.file.size,
+                status="hit" if s.action == "hit" else "pending",
+                line=s.file.entry.origin,
+            )
+        )
+    unmatched = set(expansion.unmatched)
+    records: list[FileRecord] = []
+    for entry in entries:
+        records.extend(by_entry.pop(entry, []))
+        if entry in unmatched:
+            records.append(
+                FileRecord(
+                    type=entry.type,
+                    name=entry.pattern,
+                    source=str(settings.models_path / entry.type / entry.pattern),
+                    dest=str(settings.cache_path / entry.type / entry.pattern),
+                    size=0,
+                    status="missing",
+                    line=entry.origin,
+                )
+            )
+    return records
+
+
+class _Run:
+    """The copying part of a run, under the lock.  Copy streams call ``_opened`` and
+    ``_progressed``; everything else happens on the caller's thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        report: Report,
+        mtimes: dict[str, int],
+        cancel: threading.Event,
+        progress: Progress,
+    ) -> None:
+        self.settings = settings
+        self.report = report
+        self.mtimes = mtimes  # dest -> the source mtime the plan was made with
+        self.cancel = cancel
+        self.progress = progress
+        self.lock = threading.Lock()  # guards the records and the report file
+        self.outcomes: queue.Queue[CopyOutcome] = queue.Queue()
+        self.started = time.monotonic()
+        self.last_write = 0.0
+        self.done_bytes = 0
+        self.todo_bytes = sum(r.size for r in report.files if r.status == "pending")
+
+    def write(self) -> None:
+        """Rewrite the report with fresh totals (the caller holds ``self.lock``)."""
+        self.report.totals = Totals.of(self.report.files, time.monotonic() - self.started)
+        write_report(self.settings.report_path, self.report)
+        self.last_write = time.monotonic()
+
+    def execute(self) -> None:
+        files = self.report.files
+        todo = [i for i, r in enumerate(files) if r.status == "pending"]
+        self.progress.started(self.report.config, len(files), len(todo), self.todo_bytes)
+        for rec in files:
+            if rec.status == "hit":
+                self.progress.cached(rec)
+            elif rec.status == "missing":
+                self.progress.unmatched(rec)
+        with self.lock:
+            self.write()
+        s = self.settings
+        rate = s.warmup_max_bytes_per_second
+        with CopyPool(
+            streams=s.warmup_streams,
+            chunk_bytes=s.warmup_chunk_bytes,
+            cancel=self.cancel,
+            on_done=self.outcomes.put,
+            on_progress=self._progressed,
+            on_open=self._opened,
+            limiter=RateLimiter(rate) if rate else None,
+        ) as pool:
+            for key in todo:
+                while not pool.wait_for_room(SERVICE_SECONDS) and not self.cancel.is_set():
+                    self._service()
+                self._service()
+                if self.cancel.is_set():
+                    break
+                self._start(pool, key)
+            while not pool.wait_idle(SERVICE_SECONDS):
+                self._service()
+        self._service()
+        with self.lock:
+            for rec in files:
+                if rec.status in ("pending", "copying"):
+                    rec.status = "interrupted"
+            self.report.state = "interrupted" if self.cancel.is_set() else "done"
+            self.report.finished_at = time.time()
+            self.write()
+
+    def _start(self, pool: CopyPool, key: int) -> None:
+        """Check the space for one file, then hand it to the pool."""
+        rec = self.report.files[key]
+        dest = Path(rec.dest)
+        st = os.statvfs(self.settings.cache_path)
+        free = st.f_bavail * st.f_frsize - pool.unallocated_bytes()
+        stale = existing_copies([dest])[dest]
+        reserve = self.settings.cache_reserve_bytes
+        if not plan.fits(rec.size, free, reserve, stale.size if stale else 0):
+            self._settle(rec, "skipped_space", f"needs {rec.size} bytes + reserve {reserve}")
+            self.progress.skipped_space(rec, free, reserve)
+            return
+        with self.lock:
+            rec.status = "copying"
+            self.write()
+        try:
+            pool.submit(CopyJob(key, Path(rec.source), dest, rec.size, self.mtimes[rec.dest]))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._settle(rec, "skipped_space", f"no space to preallocate: {exc.strerror}")
+                self.progress.skipped_space(rec, free, reserve)
+            else:
+                self._settle(rec, "failed", f"{exc.strerror}: {exc.filename or dest}")
+                self.progress.failed(rec)
+
+    def _settle(self, rec: FileRecord, status: FileStatus, error: str | None) -> None:
+        with self.lock:
+            rec.status = status
+            rec.error = error
+            self.write()
+
+    def _opened(self, key: int) -> None:
+        """Before a stream opens the source: the report shows the open first."""
+        with self.lock:
+            self.report.files[key].source_opens += 1
+            self.write()
+
+    def _progressed(self, key: int, n: int) -> None:
+        with self.lock:
+            self.report.files[key].bytes_copied += n
+            self.done_bytes += n
+
+    def _service(self) -> None:
+        """Record finished files, log progress, rewrite the report about once a second."""
+        while True:
+            try:
+                out = self.outcomes.get_nowait()
+            except queue.Empty:
+                break
+            self._finished(out)
+        self.progress.tick(self.done_bytes, self.todo_bytes)
+        if time.monotonic() - self.last_write >= REPORT_EVERY_SECONDS:
+            with self.lock:
+                self.write()
+
+    def _finished(self, out: CopyOutcome) -> None:
+        rec = self.report.files[out.key]
+        with self.lock:
+            rec.seconds = out.seconds
+            rec.bytes_copied = out.bytes_copied
+        if out.ok:
+            self._settle(rec, "copied", None)
+            self.progress.copied(rec, out.method)
+        elif out.cancelled:
+            self._settle(rec, "interrupted", None)
+        elif out.no_space:
+            self._settle(rec, "skipped_space", out.error)
+            self.progress.skipped_space(rec, 0, self.settings.cache_reserve_bytes)
+        else:
+            self._settle(rec, "failed", out.error)
+            self.progress.failed(rec)
