@@ -1,0 +1,229 @@
+"""The sidecar assembled: sources, background loops, inotify, write-back and the HTTP server.
+
+Every root it reads is injected through ``Settings`` (cache, models, report, supervisord
+socket, ComfyUI port) or a keyword (``/proc``), so tests run it against temp trees.
+
+Threads: ``probe`` (ComfyUI + supervisord + watchdog, every ``WATCHDOG_INTERVAL``),
+``scan`` (report → open counter every second; cache walk and residency every
+``cache_scan_seconds``), ``writeback`` (copies downloads back), ``inotify`` (the watcher)
+and the HTTP server.  ``stop()`` ends them all within a few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import CollectorRegistry
+
+from comfy_init import logs, writeback
+from comfy_init.comfyui import api
+from comfy_init.metrics import families
+from comfy_init.metrics.cache_source import CacheSource
+from comfy_init.metrics.collector import SidecarCollector, Source
+from comfy_init.metrics.endpoints import Server
+from comfy_init.metrics.opens import OpenCounter
+from comfy_init.metrics.prober import PROGRAM, Prober
+from comfy_init.metrics.warmup_source import WarmupSource
+from comfy_init.metrics.watchdog import Policy
+from comfy_init.metrics.watcher import TreeEvent, TreeWatcher
+from comfy_init.settings import Settings
+from comfy_init.supervisord.rpc import Client, RpcFault, SupervisordUnavailable
+from comfy_init.warmup.report import Report, read_report
+
+log = logs.get_logger("metrics.sidecar")
+
+READY_STATES = ("RUNNING", "STARTING")
+
+
+class Sidecar:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        proc_root: Path = Path("/proc"),
+        cache_scan_seconds: float = 15.0,
+        settle_seconds: float = 5.0,
+        program: str = PROGRAM,
+    ) -> None:
+        self.settings = settings
+        self.program = program
+        self.cache_scan_seconds = cache_scan_seconds
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.stop_event = threading.Event()
+        self.counter = OpenCounter(read_report=self._read_report)
+        self.warmup = WarmupSource(settings.report_path)
+        self.cache = CacheSource(settings.cache_path, self.counter.expect_own_open)
+        self.prober = Prober(
+            Client(settings.supervisord_socket, timeout=5.0),
+            settings.comfyui_port,
+            settings.watchdog_interval,
+            Policy.of(settings),
+            program=program,
+            stop_timeout=settings.comfyui_stop_seconds + 15.0,
+        )
+        self.health_client = Client(settings.supervisord_socket, timeout=2.0)
+        self.writeback = writeback.WriteBack(
+            settings.cache_path,
+            settings.models_path,
+            self._read_report,
+            self.counter.expect_own_open,
+            settle_seconds=settle_seconds,
+            proc_root=proc_root,
+        )
+        self.watcher = TreeWatcher(
+            {"cache": settings.cache_path, "volume": settings.models_path}, self._on_event
+        )
+        self.registry.register(
+            SidecarCollector(
+                [
+                    Source("warmup_report", lambda now: (self.warmup.collect(now), True)),
+                    Source("cache", self.cache.collect),
+                    Source("supervisord", lambda _now: self.prober.supervisord_families()),
+                    Source("comfyui", lambda _now: self.prober.comfyui_families()),
+                    Source("inotify", self._opens_families),
+                ],
+                [self._sidecar_families],
+            )
+        )
+        self.server: Server | None = None
+        self.threads: list[threading.Thread] = []
+
+    # --- life cycle
+    def start(self) -> None:
+        """Bind the port (raises OSError if taken), then start every loop."""
+        self.server = Server(
+            self.settings.metrics_addr, self.settings.metrics_port, self.registry,
+            self.health, self.ready,
+        )  # fmt: skip
+        self.counter.baseline(self._read_report())
+        self.prober.round()
+        self.watcher.start()
+        loops = {"probe": self.prober.run, "scan": self._scan_loop}
+        if self.settings.writeback:
+            loops["writeback"] = self._writeback_loop
+        for name, target in loops.items():
+            thread = threading.Thread(
+                target=target, args=(self.stop_event,), name=name, daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        serve = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        serve.start()
+        self.threads.append(serve)
+        log.info(
+            "metrics_serving",
+            addr=self.settings.metrics_addr,
+            port=self.server.server_address[1],
+            watchdog=self.settings.watchdog,
+            writeback=self.settings.writeback,
+        )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        self.watcher.stop()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    @property
+    def port(self) -> int:
+        if self.server is None:
+            raise RuntimeError("the sidecar has not started")
+        return int(self.server.server_address[1])
+
+    # --- loops
+    def _scan_loop(self, stop: threading.Event) -> None:
+        next_scan = 0.0
+        ticks = 0.0
+        while not stop.is_set():
+            self.counter.update_report(self._quiet_report())
+            if ticks >= next_scan:
+                self.cache.rescan(stop)
+                next_scan = ticks + self.cache_scan_seconds
+            stop.wait(1.0)
+            ticks += 1.0
+
+    def _writeback_loop(self, stop: threading.Event) -> None:
+        self.writeback.scan()
+        while not stop.is_set():
+            try:
+                self.writeback.run_due(stop)
+            except Exception as exc:  # keep trying; each failure is logged
+                log.error("writeback_round_failed", error=repr(exc))
+            stop.wait(1.0)
+
+    def _on_event(self, event: TreeEvent) -> None:
+        if event.kind == "open":
+            self.counter.on_open(event.path, event.type, event.location)
+        elif event.kind == "create":
+            self.counter.on_created(event.path)
+        landed = event.kind in ("close_write", "moved_to", "found")
+        if landed and event.location == "cache" and self.settings.writeback:
+            self.writeback.notice(event.type, event.name, event.path)
+
+    def _read_report(self) -> Report | None:
+        return read_report(self.settings.report_path)
+
+    def _quiet_report(self) -> Report | None:
+        try:
+            return self._read_report()
+        except (OSError, ValueError, TypeError):
+            return None
+
+    # --- metrics that are not a source's
+    def _opens_families(self, _now: float) -> tuple[list[Metric], bool]:
+        opens, discounted = self.counter.snapshot()
+        watches = self.watcher.watch_counts()
+        return [
+            families.labelled("model_opens_total", sorted(opens.items())),
+            families.labelled("model_opens_discounted_total", sorted(discounted.items())),
+            families.labelled("inotify_watches", (((k,), v) for k, v in watches.items())),
+            families.labelled("inotify_overflows_total", [((), self.watcher.overflows)]),
+        ], self.watcher.alive()
+
+    def _sidecar_families(self) -> list[Metric]:
+        stats = self.writeback.stats
+        return [
+            families.labelled("comfyui_restarts_total", [((), self.prober.restarts_seen)]),
+            families.labelled("watchdog_restarts_total", [((), self.prober.watch.restarts)]),
+            families.single("watchdog_failed_probes", self.prober.watch.failed_probes),
+            families.single("watchdog_enabled", 1.0 if self.settings.watchdog else 0.0),
+            families.labelled("writeback_files_total", _by_type(stats.files)),
+            families.labelled("writeback_bytes_total", _by_type(stats.bytes)),
+            families.labelled("writeback_failures_total", _by_type(stats.failures)),
+            families.single("writeback_pending_files", self.writeback.pending()),
+        ]
+
+    # --- /healthz and /readyz
+    def health(self) -> tuple[bool, str]:
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if not self.watcher.alive():
+            dead.append("inotify")
+        if dead or not self.prober.healthy():
+            return False, "sidecar loop stopped: " + (", ".join(dead) or "probe")
+        try:
+            info = self.health_client.get_process_info(self.program)
+        except (SupervisordUnavailable, RpcFault) as exc:
+            return False, f"supervisord unavailable: {exc}"
+        if info.statename in READY_STATES:
+            return True, f"ok: {self.program} {info.statename}"
+        detail = f" ({info.spawnerr})" if info.spawnerr else ""
+        return False, f"{self.program} is {info.statename}{detail}"
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            api.system_stats(self.settings.comfyui_port, timeout=1.0)
+        except api.ComfyUIUnavailable:
+            return False, f"comfyui does not answer on port {self.settings.comfyui_port}"
+        if self.settings.warmup_mode == "blocking" and self.warmup.state() == "running":
+            return False, "warmup running"
+        return True, "ok: comfyui answers"
+
+
+def _by_type(values: dict[str, int]) -> list[tuple[tuple[str], float]]:
+    return [((t,), float(n)) for t, n in sorted(values.items())]
