@@ -1,0 +1,312 @@
+"""The warmup engine on real files: priority, hits, re-copies, space, cancel, failures, lock."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inotify_simple import INotify
+from inotify_simple import flags as iflags
+
+from comfy_init import logs, settings
+from comfy_init.errors import ConfigError
+from comfy_init.warmup import engine
+from comfy_init.warmup.copier import PARTIAL_SUFFIX
+from comfy_init.warmup.report import read_report
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class Tree:
+    """A models tree, a cache and a run dir under tmp_path, and settings pointing at them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.comfyui = root / "ComfyUI"
+        self.models = self.comfyui / "models"
+        self.cache = root / "cache"
+        self.run = root / "run"
+        self.models.mkdir(parents=True)
+        self.env = {
+            "COMFYUI_PATH": str(self.comfyui),
+            "CACHE_PATH": str(self.cache),
+            "RUN_DIR": str(self.run),
+            "COMFY_INIT_CONFIG_DIR": str(root / "etc"),
+            "CACHE_RESERVE_MB": "0",
+            "WARMUP_CHUNK_MB": "1",
+        }
+
+    def model(self, rel: str, size: int, seed: int = 0) -> Path:
+        path = self.models / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        block = hashlib.sha256(f"{rel}{seed}".encode()).digest() * 2048
+        path.write_bytes((block * (size // len(block) + 1))[:size])
+        return path
+
+    def config(self, text: str) -> Path:
+        path = self.comfyui / "warmup_models.conf"
+        path.write_text(text)
+        return path
+
+    def settings(self, **extra: str) -> settings.Settings:
+        return settings.from_env({**self.env, **extra})
+
+    def partials(self) -> list[Path]:
+        return [p for p in self.root.rglob("*") if p.name.endswith(PARTIAL_SUFFIX)]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    yield out
+    logs.configure("info", "json")
+
+
+def events(out: io.StringIO, name: str) -> list[dict[str, object]]:
+    return [e for e in map(json.loads, out.getvalue().splitlines()) if e["event"] == name]
+
+
+def warm(s: settings.Settings, cancel: threading.Event | None = None) -> engine.Report:
+    return engine.run(s, config=None, cancel=cancel or threading.Event())
+
+
+def test_warmup_copies_every_configured_file_in_config_order_and_reports_it(tree: Tree) -> None:
+    a = tree.model("checkpoints/SDXL/a.safetensors", 3 * MiB + 5)
+    b = tree.model("loras/b.safetensors", 40 * KiB)
+    c = tree.model("unet/c.safetensors", 10 * KiB)
+    tree.config("loras/*\ncheckpoints/**/*.safetensors  # big one\nunet/c.safetensors\n")
+    report = warm(tree.settings())
+    assert [(r.type, r.name, r.status) for r in report.files] == [
+        ("loras", "b.safetensors", "copied"),
+        ("checkpoints", "SDXL/a.safetensors", "copied"),
+        ("unet", "c.safetensors", "copied"),
+    ]
+    for src, rel in (
+        (a, "checkpoints/SDXL/a.safetensors"),
+        (b, "loras/b.safetensors"),
+        (c, "unet/c.safetensors"),
+    ):
+        dest = tree.cache / rel
+        assert dest.read_bytes() == src.read_bytes()
+        assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
+    on_disk = read_report(tree.run / "warmup-report.json")
+    assert on_disk is not None
+    assert on_disk.state == "done"
+    assert on_disk.totals.copied == 3
+    assert on_disk.totals.bytes_copied == a.stat().st_size + b.stat().st_size + c.stat().st_size
+    assert all(r.source_opens >= 1 for r in on_disk.files)
+    yaml_text = (tree.run / "extra_model_paths.yaml").read_text()
+    assert yaml_text.index("loras:") < yaml_text.index("checkpoints:") < yaml_text.index("unet:")
+    assert tree.partials() == []
+
+
+def test_rerun_is_all_hits_and_opens_no_source_file(tree: Tree, log_lines: io.StringIO) -> None:
+    tree.model("checkpoints/a.safetensors", 2 * MiB)
+    tree.model("loras/deep/b.safetensors", 10 * KiB)
+    tree.config("checkpoints/a.safetensors\nloras/**\n")
+    assert warm(tree.settings()).totals.copied == 2
+    ino = INotify()
+    try:
+        for d in (tree.models / "checkpoints", tree.models / "loras", tree.models / "loras/deep"):
+            ino.add_watch(d, iflags.OPEN)
+        report = warm(tree.settings())
+        # Listing folders for the wildcard is fine; opening a model file is not.
+        opened = [e.name for e in ino.read(timeout=0) if not e.mask & iflags.ISDIR]
+    finally:
+        ino.close()
+    assert opened == []
+    assert [r.status for r in report.files] == ["hit", "hit"]
+    assert report.totals.bytes_copied == 0
+    assert all(r.source_opens == 0 for r in report.files)
+    assert len(events(log_lines, "file_cached")) == 2
+
+
+def test_changed_source_is_copied_again_and_unchanged_ones_stay_hits(tree: Tree) -> None:
+    a = tree.model("vae/a.pt", 20 * KiB)
+    tree.model("vae/b.pt", 20 * KiB)
+    tree.config("vae/*\n")
+    warm(tree.settings())
+    tree.model("vae/a.pt", 20 * KiB, seed=9)  # same size, new content and mtime
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 5_000_000_000))
+    report = warm(tree.settings())
+    assert {r.name: r.status for r in report.files} == {"a.pt": "copied", "b.pt": "hit"}
+    assert (tree.cache / "vae/a.pt").read_bytes() == a.read_bytes()
+
+
+def test_unmatched_line_is_a_missing_record_with_its_line_and_the_rest_warms(
+    tree: Tree, log_lines: io.StringIO
+) -> None:
+    tree.model("loras/x.safetensors", KiB)
+    conf = tree.config("# comment\nloras/nothere*.safetensors\nloras/x.safetensors\n")
+    report = warm(tree.settings())
+    assert [(r.name, r.status, r.line) for r in report.files] == [
+        ("nothere*.safetensors", "missing", f"{conf}:2"),
+        ("x.safetensors", "copied", f"{conf}:3"),
+    ]
+    (warning,) = events(log_lines, "pattern_unmatched")
+    assert warning["line"] == f"{conf}:2"
+    (summary,) = events(log_lines, "warmup_finished")
+    assert summary["missing"] == 1
+    assert summary["copied"] == 1
+
+
+def test_bad_config_line_raises_config_error_naming_file_and_line_before_any_copy(
+    tree: Tree,
+) -> None:
+    tree.model("loras/x.safetensors", KiB)
+    conf = tree.config("loras/x.safetensors\nloras/../../etc/passwd\n")
+    with pytest.raises(ConfigError, match=f"{conf}:2"):
+        warm(tree.settings())
+    assert not (tree.cache / "loras" / "x.safetensors").exists()
+    assert not (tree.run / "warmup-report.json").exists()
+
+
+def test_leftover_partial_files_from_a_killed_run_are_removed(
+    tree: Tree, log_lines: io.StringIO
+) -> None:
+    tree.model("loras/x.safetensors", KiB)
+    tree.config("loras/x.safetensors\n")
+    leftover = tree.cache / "loras" / f".x.safetensors.deadbeef{PARTIAL_SUFFIX}"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half")
+    report = warm(tree.settings())
+    assert not leftover.exists()
+    assert report.files[0].status == "copied"
+    assert [e["path"] for e in events(log_lines, "partial_removed")] == [str(leftover)]
+
+
+@pytest.fixture
+def small_cache(tree: Tree) -> Iterator[Path]:
+    """The cache on a 4 MiB tmpfs of its own, unmounted afterwards."""
+    tree.cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(tree.cache)], check=True)
+    try:
+        yield tree.cache
+    finally:
+        subprocess.run(["umount", "-l", str(tree.cache)], check=True)
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def test_files_that_do_not_fit_are_skipped_smaller_later_ones_fit_and_the_reserve_stays_free(
+    tree: Tree, small_cache: Path, log_lines: io.StringIO
+) -> None:
+    tree.model("checkpoints/a.safetensors", 2 * MiB)
+    tree.model("checkpoints/b.safetensors", 2 * MiB)
+    tree.model("loras/c.safetensors", 512 * KiB)
+    tree.config("checkpoints/a.safetensors\ncheckpoints/b.safetensors\nloras/c.safetensors\n")
+    report = warm(tree.settings(CACHE_RESERVE_MB="1"))
+    assert [r.status for r in report.files] == ["copied", "skipped_space", "copied"]
+    assert not (small_cache / "checkpoints" / "b.safetensors").exists()
+    assert free_bytes(small_cache) >= MiB
+    (skipped,) = events(log_lines, "file_skipped_space")
+    assert skipped["path"] == str(tree.models / "checkpoints" / "b.safetensors")
+    assert skipped["bytes"] == 2 * MiB
+    assert skipped["reserve_bytes"] == MiB
+    assert isinstance(skipped["free_bytes"], int)
+    assert skipped["free_bytes"] < 3 * MiB
+    assert tree.partials() == []
+    # The YAML still names the warmed types, so ComfyUI finds what did fit.
+    assert "checkpoints:" in (tree.run / "extra_model_paths.yaml").read_text()
+
+
+def test_a_file_that_cannot_be_written_fails_with_its_error_and_the_rest_continues(
+    tree: Tree,
+) -> None:
+    tree.model("checkpoints/SDXL/a.safetensors", KiB)
+    tree.model("checkpoints/z.safetensors", KiB)
+    tree.config("checkpoints/SDXL/a.safetensors\ncheckpoints/z.safetensors\n")
+    (tree.cache / "checkpoints").mkdir(parents=True)
+    (tree.cache / "checkpoints" / "SDXL").write_text("a file where a folder should be")
+    report = warm(tree.settings())
+    failed, ok = report.files
+    assert failed.status == "failed"
+    assert "SDXL" in (failed.error or "")
+    assert ok.status == "copied"
+    assert report.totals.failed == 1
+
+
+def wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met before the deadline")
+
+
+def test_cancel_mid_copy_stops_removes_temps_and_marks_unfinished_files_interrupted(
+    tree: Tree,
+) -> None:
+    tree.model("checkpoints/big.safetensors", 3 * MiB)
+    tree.model("loras/later.safetensors", 3 * MiB)
+    tree.config("checkpoints/big.safetensors\nloras/later.safetensors\n")
+    cancel = threading.Event()
+    box: list[engine.Report] = []
+    worker = threading.Thread(
+        target=lambda: box.append(
+            warm(tree.settings(WARMUP_MAX_MBPS="1", WARMUP_STREAMS="1"), cancel)
+        )
+    )
+    worker.start()
+    try:
+        wait_for(lambda: tree.partials() != [])
+    finally:
+        cancel.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    (report,) = box
+    assert report.state == "interrupted"
+    assert [r.status for r in report.files] == ["interrupted", "interrupted"]
+    assert tree.partials() == []
+    assert not (tree.cache / "checkpoints" / "big.safetensors").exists()
+    on_disk = read_report(tree.run / "warmup-report.json")
+    assert on_disk is not None
+    assert on_disk.state == "interrupted"
+
+
+def test_a_second_warmup_waits_for_the_lock_and_gives_up_when_cancelled(
+    tree: Tree, log_lines: io.StringIO
+) -> None:
+    tree.model("loras/x.safetensors", KiB)
+    tree.config("loras/x.safetensors\n")
+    tree.run.mkdir()
+    holder = os.open(tree.run / "warmup.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        os.write(holder, b"4242\n")
+        cancel = threading.Event()
+        box: list[engine.Report] = []
+        worker = threading.Thread(target=lambda: box.append(warm(tree.settings(), cancel)))
+        worker.start()
+        try:
+            wait_for(lambda: events(log_lines, "warmup_waiting_for_lock") != [])
+        finally:
+            cancel.set()
+            worker.join(30)
+    finally:
+        os.close(holder)
+    (waiting,) = events(log_lines, "warmup_waiting_for_lock")
+    assert waiting["holder_pid"] == "4242"
+    assert box[0].state == "interrupted"
+    assert not (tree.cache / "loras" / "x.safetensors").exists()
+    assert not (tree.run / "warmup-report.json").exists()  # the holder's report is not touched
