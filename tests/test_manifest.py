@@ -57,6 +57,14 @@ def test_parse_ignores_comments_blank_lines_and_surrounding_whitespace() -> None
     ]
 
 
+def test_parse_reads_windows_line_endings_with_the_same_line_numbers() -> None:
+    text = "# c\r\nloras/a.safetensors\r\n\r\nvae/b.pt # x\r\n"
+    assert parse(text, "w.conf") == [
+        Entry("loras", "a.safetensors", "w.conf:2"),
+        Entry("vae", "b.pt", "w.conf:4"),
+    ]
+
+
 def test_parse_keeps_a_hash_that_is_part_of_a_file_name() -> None:
     [entry] = parse("loras/style#2.safetensors\n", "w.conf")
     assert entry.pattern == "style#2.safetensors"
@@ -84,6 +92,7 @@ def test_parse_splits_type_from_subfolders_and_wildcards() -> None:
         ("checkpoints", "type folder without a file"),
         ("check\x00points/x.pt", "control character"),
         ("loras/x\x1b.pt", "control character"),
+        ("loras/x\x85.pt", "control character"),
         ("*/x.safetensors", "wildcard in the type folder"),
         ("lo?as/x.safetensors", "wildcard in the type folder"),
         ("loras/a**.safetensors", "'**' inside a name"),

@@ -67,7 +67,7 @@ def has_wildcard(component: str) -> bool:
 
 
 def _control(c: str) -> bool:
-    return ord(c) < 32 or ord(c) == 127
+    return ord(c) < 32 or 127 <= ord(c) < 160  # C0, DEL and C1 controls
 
 
 # (test on the line and its "/" components, what is wrong and what to do), checked in order.
@@ -115,7 +115,8 @@ def parse(text: str, origin_file: str) -> list[Entry]:
     """The entries of a config text; ConfigError lists every bad line as ``file:line: ...``."""
     entries: list[Entry] = []
     problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
+    for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
