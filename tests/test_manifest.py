@@ -431,3 +431,21 @@ def test_expansion_stays_inside_models_yields_each_file_once_in_priority_order(
     assert got == oracle(models, text)
     matched = {f.entry for f in expansion.files}
     assert not matched & set(expansion.unmatched)
+
+
+# --- the shipped example -------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "warmup_models.conf"
+
+
+def test_shipped_example_copies_nothing_until_a_line_is_uncommented() -> None:
+    assert load(EXAMPLE) == []
+
+
+def test_every_example_line_in_the_shipped_config_is_valid_once_uncommented() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").split("\n")
+    start = lines.index('# Examples (remove the "#" to use a line):')
+    examples = [line.removeprefix("# ") for line in lines[start + 1 :] if line.startswith("# ")]
+    entries = parse("\n".join(examples), "example")
+    assert len(entries) == len(examples) >= 8
+    assert {e.type for e in entries} >= {"checkpoints", "loras", "unet", "clip"}
