@@ -7,6 +7,7 @@ variables; see README.md beside this file.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import mmap
 import os
@@ -29,6 +30,7 @@ import stray_processes
 VERSION = "0.3.64"
 DEVICE_NAME = "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync"
 BASE = os.path.dirname(os.path.realpath(__file__))
+IPV6_MISSING = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
 STOPPING_SIGNALS = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2")
 
 
@@ -306,7 +308,14 @@ def serve(state: State, address: str, port: int) -> int:
 
     handler = type("BoundHandler", (Handler,), {"state": state})
     server = Server((address, port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Server threads block the stop signals, so the kernel delivers them to the main thread:
+    # a signal taken by another thread would not wake the main thread's sleep.
+    stops = {getattr(signal, "SIG" + name) for name in STOPPING_SIGNALS}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return int(server.server_address[1])
 
 
@@ -351,7 +360,13 @@ def run(argv: list[str]) -> int:
         say("Starting server\n")
         ports = []
         for address in args.listen.split(","):
-            ports.append(serve(state, address, args.port))
+            try:
+                ports.append(serve(state, address, args.port))
+            except OSError as exc:  # a host without IPv6 still serves on the IPv4 address
+                if ":" not in address or exc.errno not in IPV6_MISSING:
+                    raise
+                say(f"comfyui stand-in: cannot listen on {address}: {exc}")
+                continue
             shown = f"[{address}]" if ":" in address else address
             say(f"To see the GUI go to: http://{shown}:{ports[-1]}")
         recorder.record(event="listening", addresses=args.listen.split(","), port=ports[0])

@@ -49,6 +49,7 @@ def spawn_escapee() -> int:
                 for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
                     signal.signal(signum, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())  # forked from a server thread
                 os.write(write_end, struct.pack("<i", os.getpid()))
                 null = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):
