@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def events(proc: StandinProcess, name: str) -> list[dict[str, object]]:
+def events(proc: StandinProcess, name: str) -> list[dict[str, Any]]:
     return [e for e in proc.records() if e["event"] == name]
 
 
@@ -498,10 +499,10 @@ def test_start_record_shows_what_the_parent_passed_down(comfyui_dir: Path) -> No
     assert start["pgid"] == start["sid"] == proc.pid
     assert start["ppid"] == os.getpid()
     assert start["cwd"] == str(comfyui_dir)
-    assert start["env"]["STANDIN_MARK"] == "yes"  # type: ignore[index]
-    assert sorted(start["fds"]) == [0, 1, 2, write_end]  # type: ignore[type-var]
+    assert start["env"]["STANDIN_MARK"] == "yes"
+    assert sorted(start["fds"]) == [0, 1, 2, write_end]
     assert start["sigblk"] == 1 << (signal.SIGUSR1 - 1)
-    assert start["argv"][0] == "main.py"  # type: ignore[index]
+    assert start["argv"][0] == "main.py"
 
 
 def test_orphans_are_reparented_away_from_the_standin(standin: Start) -> None:

@@ -170,7 +170,7 @@ def _walk(directory: str) -> list[str]:
     """Files under ``directory`` relative to it; nothing when it is not a directory."""
     if not os.path.isdir(directory):
         return []
-    names = []
+    names: list[str] = []
     for dirpath, subdirs, filenames in os.walk(directory, followlinks=True):
         subdirs[:] = [d for d in subdirs if d != ".git"]
         names.extend(os.path.relpath(os.path.join(dirpath, f), directory) for f in filenames)
