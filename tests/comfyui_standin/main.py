@@ -7,6 +7,7 @@ variables; see README.md beside this file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import mmap
@@ -35,7 +36,9 @@ STOPPING_SIGNALS = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2")
 
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    """One start-up line on stdout, flushed; a closed stdout is ignored as logging would."""
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
