@@ -3,8 +3,8 @@ process through supervisord's XML-RPC, its HTTP side through ``/system_stats`` a
 ``/queue``; it feeds the watchdog and restarts a hung ComfyUI.  Scrapes read the latest
 results (``latest_info``, ``latest_probe``), so a hung ComfyUI never slows a scrape.
 
-Restarts are counted from supervisord's start time of the process: each new start after the
-first one seen is one restart.  Two restarts between two looks count as one.
+Restarts are counted from supervisord's pid of the process: each new pid after the first one
+seen is one restart.  Two restarts between two looks count as one.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Prober:
         self.info_error = "not asked yet"
         self.latest_probe: Probe | None = None
         self.restarts_seen = 0
-        self._last_start: int | None = None
+        self._last_pid: int | None = None
         self.last_round = 0.0  # monotonic time the last round ended
 
     # --- one round (the loop calls this; tests call it directly)
@@ -96,10 +96,10 @@ class Prober:
                 log.warning("supervisord_unavailable", error=str(exc))
             self.latest_info, self.info_error = None, str(exc)
             return None
-        if info.start and info.start != self._last_start:
-            if self._last_start is not None:
+        if info.pid and info.pid != self._last_pid:
+            if self._last_pid is not None:
                 self.restarts_seen += 1
-            self._last_start = info.start
+            self._last_pid = info.pid
         self.latest_info, self.info_error = info, ""
         return info
 

@@ -110,7 +110,12 @@ class Sidecar:
             )
             thread.start()
             self.threads.append(thread)
-        serve = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        serve = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="http",
+            daemon=True,
+        )
         serve.start()
         self.threads.append(serve)
         log.info(
@@ -124,7 +129,7 @@ class Sidecar:
     def stop(self) -> None:
         self.stop_event.set()
         if self.server is not None:
-            self.server.shutdown()
+            self.server.shutdown()  # returns within serve_forever's poll interval
             self.server.server_close()
         self.watcher.stop()
         for thread in self.threads:

@@ -52,7 +52,7 @@ class Watch:
     """What the watchdog knows about the current ComfyUI process."""
 
     def __init__(self) -> None:
-        self.process_start = 0  # supervisord's start time of the process being judged
+        self.process: tuple[int, int] = (0, 0)  # (pid, start) of the process being judged
         self.failed_probes = 0
         self.last_ok_at: float | None = None  # unix time of the last answered probe
         self.last_running_jobs = 0  # running jobs in the last good /queue
@@ -65,8 +65,8 @@ class Watch:
         if info is None or info.statename != "RUNNING":
             self.failed_probes = 0
             return
-        if info.start != self.process_start:  # a new process: forget the old one
-            self.process_start = info.start
+        if (info.pid, info.start) != self.process:  # a new process: forget the old one
+            self.process = (info.pid, info.start)
             self.failed_probes = 0
             self.last_ok_at = None
             self.last_running_jobs = 0

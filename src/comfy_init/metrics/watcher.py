@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ MASK = (
     | flags.ONLYDIR
 )
 ROOT_RETRY_SECONDS = 5.0
+READ_TIMEOUT_MS = 300  # how long stop() may wait for the thread
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,13 @@ class TreeWatcher:
         try:
             self._watch_roots()
             self.ready.set()
+            next_roots = time.monotonic() + ROOT_RETRY_SECONDS
             while not self._stop.is_set():
-                events = self.inotify.read(timeout=int(ROOT_RETRY_SECONDS * 1000))
-                for event in events:
+                for event in self.inotify.read(timeout=READ_TIMEOUT_MS):
                     self._dispatch(event.wd, event.mask, event.name)
-                self._watch_roots()
+                if time.monotonic() >= next_roots:
+                    self._watch_roots()
+                    next_roots = time.monotonic() + ROOT_RETRY_SECONDS
         except Exception as exc:  # a dead watcher must say why in the log
             if not self._stop.is_set():
                 log.error("inotify_watcher_failed", error=repr(exc))
