@@ -169,21 +169,44 @@ def locate(settings: Settings, explicit: str | None) -> Path:
     )
 
 
-def _escape_error(entry: Entry, path: Path, root: Path) -> ConfigError:
-    return ConfigError(
-        f"{entry.origin}: warmup config line {entry.text!r} reaches {path}, which resolves to "
-        f"{path.resolve()} outside the models folder {root} through a symlink "
-        f"(copy or move the model into {root}, or remove the line)"
-    )
+class _Fence:
+    """Whether a path below the models folder really stays inside it, symlinks resolved.
 
+    A path that is not a symlink is inside when its folder is; folders are remembered, so a
+    walk costs one ``lstat`` per name and a full resolve only for symlinks.
+    """
 
-def _check_inside(entry: Entry, path: Path, root: Path) -> None:
-    if not path.resolve().is_relative_to(root):
-        raise _escape_error(entry, path, root)
+    def __init__(self, models: str, entry: Entry) -> None:
+        self.root = os.path.realpath(models)
+        self.entry = entry
+        self.known: dict[str, bool] = {models: True}
 
+    def inside(self, path: str, lst: os.stat_result | None = None) -> bool:
+        known = self.known.get(path)
+        if known is not None:
+            return known
+        if lst is None:
+            try:
+                lst = os.lstat(path)
+            except OSError:
+                lst = None  # missing: it leads nowhere, its folder decides
+        if lst is not None and stat.S_ISLNK(lst.st_mode):
+            real = os.path.realpath(path)
+            ok = real == self.root or real.startswith(self.root + os.sep)
+        else:
+            parent = os.path.dirname(path)
+            ok = parent != path and self.inside(parent)  # "/" is reached only from outside
+        self.known[path] = ok
+        return ok
 
-def _is_partial(name: str) -> bool:
-    return name.endswith(PARTIAL_SUFFIX)
+    def check(self, path: str, lst: os.stat_result | None = None) -> None:
+        if not self.inside(path, lst):
+            raise ConfigError(
+                f"{self.entry.origin}: warmup config line {self.entry.text!r} reaches {path}, "
+                f"which resolves to {os.path.realpath(path)} outside the models folder "
+                f"{self.root} through a symlink (move the model into {self.root}, or remove "
+                "the line)"
+            )
 
 
 def _name_matches(name: str, component: str) -> bool:
@@ -194,114 +217,110 @@ def _name_matches(name: str, component: str) -> bool:
 
 
 def _walk(
-    directory: Path,
+    directory: str,
     parts: Sequence[str],
-    guard: Callable[[Path], None],
+    fence: _Fence,
     seen: frozenset[tuple[int, int]] = frozenset(),
-) -> Iterator[Path]:
+) -> Iterator[str]:
     """Paths below ``directory`` that match ``parts`` (components; ``**`` = any depth).
 
-    ``guard`` is called on every directory before it is listed, so a walk never lists a
-    folder outside the models tree.
+    Every folder is checked by ``fence`` before it is listed, so a walk never lists a folder
+    outside the models tree.
     """
     if not parts:
         yield directory
         return
     head, rest = parts[0], parts[1:]
     if not has_wildcard(head):
-        yield from _walk(directory / head, rest, guard, seen)
+        yield from _walk(os.path.join(directory, head), rest, fence, seen)
         return
-    guard(directory)
+    fence.check(directory)
     try:
         with os.scandir(directory) as it:
-            children = sorted(it, key=lambda e: e.name)
+            children = list(it)
     except OSError:  # not a directory, gone, unreadable: nothing matches below it
         return
-    if head == "**":
-        # Zero folders, then each subfolder (following symlinks, but never round a cycle).
-        yield from _walk(directory, rest, guard, seen)
-        try:
-            here = os.stat(directory)
-        except OSError:
-            return
-        seen = seen | {(here.st_dev, here.st_ino)}
+    if head != "**":
         for child in children:
-            if child.name.startswith(".") or not _is_dir(child):
-                continue
-            try:
-                st = child.stat()
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key not in seen:
-                yield from _walk(Path(child.path), parts, guard, seen | {key})
+            if _name_matches(child.name, head):
+                yield from _walk(child.path, rest, fence, seen)
         return
+    # Zero folders, then each subfolder (following symlinks, but never round a cycle).
+    yield from _walk(directory, rest, fence, seen)
+    try:
+        here = os.stat(directory)
+    except OSError:
+        return
+    seen = seen | {(here.st_dev, here.st_ino)}
     for child in children:
-        if _name_matches(child.name, head):
-            yield from _walk(Path(child.path), rest, guard, seen)
+        if child.name.startswith(".") or not _is_dir(child):
+            continue
+        try:
+            st = child.stat()
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key not in seen:
+            yield from _walk(child.path, parts, fence, seen | {key})
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
-        return entry.is_dir()
+        return entry.is_dir()  # from the directory listing; a syscall only for symlinks
     except OSError:
         return False
 
 
-def _regular(path: Path) -> os.stat_result | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
-
-
-def _candidates(entry: Entry, type_dir: Path, root: Path) -> Iterator[Path]:
+def _candidates(entry: Entry, type_dir: str, fence: _Fence) -> Iterator[str]:
     parts = entry.pattern.split("/")
     if not any(has_wildcard(p) for p in parts):
-        yield type_dir / entry.pattern  # a literal line is one stat, never a walk
+        yield os.path.join(type_dir, entry.pattern)  # a literal line is a stat, never a walk
         return
     if parts[-1] == "**":  # a trailing ** means every file at any depth
         parts.append("*")
     literal = 0
     while not has_wildcard(parts[literal]):
         literal += 1
-    start = type_dir.joinpath(*parts[:literal])
-    yield from _walk(start, parts[literal:], lambda d: _check_inside(entry, d, root))
+    yield from _walk(os.path.join(type_dir, *parts[:literal]), parts[literal:], fence)
+
+
+def _model_file(path: str, fence: _Fence) -> os.stat_result | None:
+    """The stat of ``path`` if it is a model: a regular file (or a link to one), not a
+    partial copy, inside the models tree (ConfigError if a symlink leads out)."""
+    if path.endswith(PARTIAL_SUFFIX):
+        return None
+    try:
+        st = lst = os.lstat(path)
+        if stat.S_ISLNK(lst.st_mode):
+            st = os.stat(path)
+    except OSError:  # missing, or a dangling link
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    fence.check(path, lst)
+    return st
 
 
 def expand(entries: Sequence[Entry], models_path: Path) -> Expansion:
     """Match each entry against the models tree; each file once, in priority order."""
-    models = models_path.absolute()
-    root = models.resolve()
+    models = str(models_path.absolute())
     files: list[ModelFile] = []
     seen: set[tuple[str, str]] = set()
     unmatched: list[Entry] = []
     for entry in entries:
-        type_dir = models / entry.type
-        matches: list[tuple[str, Path, os.stat_result]] = []
-        for path in _candidates(entry, type_dir, root):
-            if _is_partial(path.name):
-                continue
-            st = _regular(path)
-            if st is None:
-                continue
-            _check_inside(entry, path, root)
-            matches.append((path.relative_to(type_dir).as_posix(), path, st))
+        type_dir = os.path.join(models, entry.type)
+        fence = _Fence(models, entry)
+        matches: list[tuple[str, str, os.stat_result]] = []
+        for path in _candidates(entry, type_dir, fence):
+            st = _model_file(path, fence)
+            if st is not None:
+                matches.append((path[len(type_dir) + 1 :], path, st))
         if not matches:
             unmatched.append(entry)
         for name, path, st in sorted(matches, key=lambda m: m[0]):
-            if (entry.type, name) in seen:
-                continue
-            seen.add((entry.type, name))
-            files.append(
-                ModelFile(
-                    type=entry.type,
-                    name=name,
-                    source=path,
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    entry=entry,
+            if (entry.type, name) not in seen:
+                seen.add((entry.type, name))
+                files.append(
+                    ModelFile(entry.type, name, Path(path), st.st_size, st.st_mtime_ns, entry)
                 )
-            )
     return Expansion(files=files, unmatched=unmatched)
