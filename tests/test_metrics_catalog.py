@@ -17,10 +17,12 @@ BASE_UNITS = ("seconds", "bytes", "bytes_per_second")
 def test_each_metric_has_the_prefix_help_and_a_snake_case_name(metric: catalog.Metric) -> None:
     assert metric.name.startswith("comfyinit_")
     assert re.fullmatch(r"[a-z][a-z0-9_]*", metric.name)
-    assert metric.help.strip() and metric.help.endswith(".")
+    assert metric.help.strip()
+    assert metric.help.endswith(".")
     assert len(set(metric.labels)) == len(metric.labels)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", label) for label in metric.labels)
-    assert "le" not in metric.labels and "quantile" not in metric.labels
+    assert "le" not in metric.labels
+    assert "quantile" not in metric.labels
 
 
 @pytest.mark.parametrize("metric", catalog.METRICS, ids=lambda m: m.name)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from comfyui_standin.harness import StandinProcess, free_port
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -17,6 +16,7 @@ from comfy_init.metrics import comfyui_source
 from comfy_init.metrics.collector import SidecarCollector, Source
 from comfy_init.metrics.comfyui_source import Probe
 from comfy_init.supervisord.rpc import ProcessInfo
+from comfyui_standin.harness import StandinProcess, free_port
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -63,9 +63,7 @@ def test_recorded_gpu_system_stats_give_ram_and_vram_per_device() -> None:
 
 def test_recorded_cpu_system_stats_have_a_device_without_index() -> None:
     stats = comfyui_source.parse_system_stats(recorded("comfyui_system_stats_cpu.json"))
-    assert stats.devices == (
-        comfyui_source.Device("cpu", "", 67317374976.0, 52150718464.0),
-    )
+    assert stats.devices == (comfyui_source.Device("cpu", "", 67317374976.0, 52150718464.0),)
 
 
 def test_recorded_queue_counts_running_and_pending_jobs() -> None:
@@ -78,22 +76,27 @@ def test_recorded_queue_counts_running_and_pending_jobs() -> None:
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "why"),
     [
-        [],
-        {"devices": []},
-        {"system": {"ram_total": "lots", "ram_free": 1}},
-        {"system": {"ram_total": 1, "ram_free": 1}, "devices": [{"vram_total": None}]},
+        ([], "no 'system' object"),
+        ({"devices": []}, "no 'system' object"),
+        ({"system": {"ram_total": "lots", "ram_free": 1}}, "ram_total is 'lots'"),
+        (
+            {"system": {"ram_total": 1, "ram_free": 1}, "devices": [{"vram_total": None}]},
+            "vram_total is None",
+        ),
     ],
 )
-def test_malformed_system_stats_are_rejected(answer: Any) -> None:
-    with pytest.raises(ValueError):
+def test_malformed_system_stats_are_rejected(answer: Any, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
         comfyui_source.parse_system_stats(answer)
 
 
-@pytest.mark.parametrize("answer", [[], {"queue_running": []}, {"queue_running": 1, "queue_pending": []}])
+@pytest.mark.parametrize(
+    "answer", [[], {"queue_running": []}, {"queue_running": 1, "queue_pending": []}]
+)
 def test_malformed_queue_answers_are_rejected(answer: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="queue answer"):
         comfyui_source.parse_queue(answer)
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from comfyui_standin.harness import free_port, http, read_records
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
@@ -27,6 +26,7 @@ from comfy_init.metrics.prober import Prober
 from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.metrics.watchdog import Policy
 from comfy_init.supervisord import rpc
+from comfyui_standin.harness import free_port, http, read_records
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
 
@@ -97,9 +97,7 @@ def pod(comfyui_dir: Path, tmp_path: Path) -> Iterator[Pod]:
     record = tmp_path / "standin.jsonl"
     conf = run / "supervisord.conf"
     conf.write_text(
-        CONF.format(
-            run=run, python=sys.executable, port=port, comfyui=comfyui_dir, record=record
-        ),
+        CONF.format(run=run, python=sys.executable, port=port, comfyui=comfyui_dir, record=record),
         encoding="utf-8",
     )
     proc = subprocess.Popen(
@@ -221,9 +219,7 @@ def test_healthz_and_readyz_follow_comfyui_under_supervisord(pod: Pod, sidecar: 
     assert get(sidecar.port, "/healthz") == (503, "comfyui is STOPPED\n")
 
 
-def test_scrape_shows_process_state_and_counts_a_crash_restart(
-    pod: Pod, sidecar: Sidecar
-) -> None:
+def test_scrape_shows_process_state_and_counts_a_crash_restart(pod: Pod, sidecar: Sidecar) -> None:
     port = sidecar.port
     assert scrape_value(port, 'comfyinit_comfyui_process_state{state="RUNNING"}') == "1.0"
     assert scrape_value(port, 'comfyinit_source_up{source="supervisord"}') == "1.0"

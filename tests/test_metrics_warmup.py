@@ -126,16 +126,13 @@ def test_running_warmup_is_followed_live_as_the_report_is_rewritten(tmp_path: Pa
     assert reg.get_sample_value("comfyinit_warmup_throughput_bytes_per_second") == GB / 10
     assert reg.get_sample_value("comfyinit_warmup_finished_timestamp_seconds") is None
     assert (
-        reg.get_sample_value("comfyinit_warmup_files", {"type": "loras", "outcome": "pending"})
-        == 1
+        reg.get_sample_value("comfyinit_warmup_files", {"type": "loras", "outcome": "pending"}) == 1
     )
 
     files[0].status, files[0].bytes_copied, files[0].seconds = "copied", 4 * GB, 9.0
     write_report(path, report)
     assert (
-        reg.get_sample_value(
-            "comfyinit_warmup_files", {"type": "checkpoints", "outcome": "copied"}
-        )
+        reg.get_sample_value("comfyinit_warmup_files", {"type": "checkpoints", "outcome": "copied"})
         == 1
     )
     assert reg.get_sample_value("comfyinit_warmup_copied_bytes") == 4 * GB

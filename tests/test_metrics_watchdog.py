@@ -14,9 +14,7 @@ START = 10_000
 
 
 def info(statename: str = "RUNNING", start: int = START) -> ProcessInfo:
-    return ProcessInfo(
-        "comfyui", "comfyui", statename, 7, start, 0, start, 0, "", "", "", ""
-    )
+    return ProcessInfo("comfyui", "comfyui", statename, 7, start, 0, start, 0, "", "", "", "")
 
 
 def run(watch: Watch, probes: list[tuple[float, bool, int | None]], proc: ProcessInfo) -> str:
