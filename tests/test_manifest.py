@@ -280,6 +280,23 @@ def test_expand_follows_symlinks_that_stay_inside_the_models_tree(models: Path) 
     assert all(f.source.parent.name in ("linked", "dir") for f in expansion.files)
 
 
+def test_expand_works_when_the_models_folder_itself_is_a_symlink(tmp_path: Path) -> None:
+    volume = tmp_path / "runpod-volume" / "models"
+    real = touch(volume / "checkpoints" / "x.safetensors")
+    (volume / "loras").mkdir()
+    (volume / "loras" / "x.safetensors").symlink_to("../checkpoints/x.safetensors")
+    comfy = tmp_path / "workspace" / "ComfyUI"
+    comfy.mkdir(parents=True)
+    (comfy / "models").symlink_to(volume)
+    expansion = expand(parse("checkpoints/*\nloras/**", "w.conf"), comfy / "models")
+    assert [(f.type, f.name) for f in expansion.files] == [
+        ("checkpoints", "x.safetensors"),
+        ("loras", "x.safetensors"),
+    ]
+    assert expansion.files[0].source == comfy / "models" / "checkpoints" / "x.safetensors"
+    assert all(f.source.resolve() == real for f in expansion.files)
+
+
 @pytest.mark.parametrize(
     "line",
     [
