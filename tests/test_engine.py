@@ -19,7 +19,7 @@ from inotify_simple import flags as iflags
 
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
-from comfy_init.warmup import engine
+from comfy_init.warmup import engine, progress
 from comfy_init.warmup.copier import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
 
@@ -310,3 +310,69 @@ def test_a_second_warmup_waits_for_the_lock_and_gives_up_when_cancelled(
     assert box[0].state == "interrupted"
     assert not (tree.cache / "loras" / "x.safetensors").exists()
     assert not (tree.run / "warmup-report.json").exists()  # the holder's report is not touched
+
+
+def test_the_report_counts_a_source_open_before_the_open_happens(tree: Tree) -> None:
+    src = tree.model("checkpoints/big.safetensors", 2 * MiB)
+    tree.config("checkpoints/big.safetensors\n")
+    cancel = threading.Event()
+    ino = INotify()
+    ino.add_watch(src.parent, iflags.OPEN)
+    worker = threading.Thread(
+        target=warm, args=(tree.settings(WARMUP_MAX_MBPS="1", WARMUP_STREAMS="1"), cancel)
+    )
+    worker.start()
+    try:
+        opened = [e for e in ino.read(timeout=20_000) if e.name == src.name]
+        report = read_report(tree.run / "warmup-report.json")  # read right after the open
+    finally:
+        cancel.set()
+        worker.join(30)
+        ino.close()
+    assert opened
+    assert report is not None
+    (rec,) = report.files
+    assert rec.source_opens >= 1
+    assert rec.status == "copying"
+
+
+def test_compact_report_json_is_the_same_document_as_the_indented_one(tree: Tree) -> None:
+    tree.model("loras/x.safetensors", KiB)
+    tree.config("loras/x.safetensors\nloras/none\n")
+    report = warm(tree.settings())
+    assert json.loads(report.to_compact_json()) == json.loads(report.to_json())
+    on_disk = read_report(tree.run / "warmup-report.json")
+    assert on_disk == report
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_and_periodic_progress_lines_on_a_terminal(log_lines: io.StringIO) -> None:
+    now = [0.0]
+    bar = FakeTTY()
+    p = progress.Progress(stream=bar, clock=lambda: now[0])
+    now[0] = 1.0
+    p.tick(100 * progress.MB, 400 * progress.MB)
+    assert bar.getvalue().endswith(progress.bar_line(100 * progress.MB, 400 * progress.MB, 100e6))
+    assert events(log_lines, "warmup_progress") == []  # not yet: every few seconds
+    now[0] = 6.0
+    p.tick(300 * progress.MB, 400 * progress.MB)
+    (line,) = events(log_lines, "warmup_progress")
+    assert line["done_bytes"] == 300 * progress.MB
+    assert line["mb_per_s"] == 50.0
+    assert line["eta_seconds"] == 2
+    assert bar.getvalue().count("\r\x1b[K") >= 2  # the bar is cleared before a log line
+
+
+def test_progress_numbers() -> None:
+    assert progress.mb_per_s(50_000_000, 2.0) == 25.0
+    assert progress.mb_per_s(1, 0.0) == 0.0
+    assert progress.eta_seconds(25, 100, 5.0) == 15.0
+    assert progress.eta_seconds(25, 100, 0.0) is None
+    assert progress.bar_line(0, 0, 0.0, width=4) == "[####] 100%  0/0 MB  0.0 MB/s  ETA --"
+    assert progress.bar_line(5 * progress.MB, 10 * progress.MB, 1e6, width=4).startswith(
+        "[##..]  50%"
+    )

@@ -26,7 +26,7 @@ from comfy_init.warmup import lock, plan
 from comfy_init.warmup.copier import RateLimiter, is_partial
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
-from comfy_init.warmup.report import FileRecord, FileStatus, Report, Totals, write_report
+from comfy_init.warmup.report import FileRecord, FileStatus, Report, Totals, write_atomic
 
 SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
 REPORT_EVERY_SECONDS = 1.0
@@ -163,14 +163,16 @@ class _Run:
         self.outcomes: queue.Queue[CopyOutcome] = queue.Queue()
         self.started = time.monotonic()
         self.last_write = 0.0
+        self.dirty = False  # a state changed since the report was last written
         self.done_bytes = 0
         self.todo_bytes = sum(r.size for r in report.files if r.status == "pending")
 
     def write(self) -> None:
         """Rewrite the report with fresh totals (the caller holds ``self.lock``)."""
         self.report.totals = Totals.of(self.report.files, time.monotonic() - self.started)
-        write_report(self.settings.report_path, self.report)
+        write_atomic(self.settings.report_path, self.report.to_compact_json())
         self.last_write = time.monotonic()
+        self.dirty = False
 
     def execute(self) -> None:
         files = self.report.files
@@ -224,9 +226,8 @@ class _Run:
             self._settle(rec, "skipped_space", f"needs {rec.size} bytes + reserve {reserve}")
             self.progress.skipped_space(rec, free, reserve)
             return
-        with self.lock:
-            rec.status = "copying"
-            self.write()
+        # Written with the first open of its source (``_opened``), which follows at once.
+        self._settle(rec, "copying", None, write=False)
         try:
             pool.submit(CopyJob(key, Path(rec.source), dest, rec.size, self.mtimes[rec.dest]))
         except OSError as exc:
@@ -237,11 +238,15 @@ class _Run:
                 self._settle(rec, "failed", f"{exc.strerror}: {exc.filename or dest}")
                 self.progress.failed(rec)
 
-    def _settle(self, rec: FileRecord, status: FileStatus, error: str | None) -> None:
+    def _settle(
+        self, rec: FileRecord, status: FileStatus, error: str | None, *, write: bool = True
+    ) -> None:
         with self.lock:
             rec.status = status
             rec.error = error
-            self.write()
+            self.dirty = True
+            if write:
+                self.write()
 
     def _opened(self, key: int) -> None:
         """Before a stream opens the source: the report shows the open first."""
@@ -255,7 +260,8 @@ class _Run:
             self.done_bytes += n
 
     def _service(self) -> None:
-        """Record finished files, log progress, rewrite the report about once a second."""
+        """Record finished files (one report write for all that finished together), log
+        progress, and rewrite the report at least about once a second."""
         while True:
             try:
                 out = self.outcomes.get_nowait()
@@ -263,8 +269,8 @@ class _Run:
                 break
             self._finished(out)
         self.progress.tick(self.done_bytes, self.todo_bytes)
-        if time.monotonic() - self.last_write >= REPORT_EVERY_SECONDS:
-            with self.lock:
+        with self.lock:
+            if self.dirty or time.monotonic() - self.last_write >= REPORT_EVERY_SECONDS:
                 self.write()
 
     def _finished(self, out: CopyOutcome) -> None:
@@ -273,13 +279,13 @@ class _Run:
             rec.seconds = out.seconds
             rec.bytes_copied = out.bytes_copied
         if out.ok:
-            self._settle(rec, "copied", None)
+            self._settle(rec, "copied", None, write=False)
             self.progress.copied(rec, out.method)
         elif out.cancelled:
-            self._settle(rec, "interrupted", None)
+            self._settle(rec, "interrupted", None, write=False)
         elif out.no_space:
-            self._settle(rec, "skipped_space", out.error)
+            self._settle(rec, "skipped_space", out.error, write=False)
             self.progress.skipped_space(rec, 0, self.settings.cache_reserve_bytes)
         else:
-            self._settle(rec, "failed", out.error)
+            self._settle(rec, "failed", out.error, write=False)
             self.progress.failed(rec)
