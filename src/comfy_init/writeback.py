@@ -210,7 +210,7 @@ class WriteBack:
                 os.fsync(out_fd)
             finally:
                 os.close(out_fd)
-            outcome = _place(temp, dest)
+            outcome = place_no_replace(temp, dest)
             _fsync_dir(dest.parent)
             return outcome
         finally:
@@ -230,7 +230,7 @@ def _sendfile_all(out_fd: int, in_fd: int, size: int, stop: threading.Event) -> 
     return True
 
 
-def _place(temp: Path, dest: Path) -> str:
+def place_no_replace(temp: Path, dest: Path) -> str:
     """Give ``temp`` the name ``dest`` unless ``dest`` exists: ``copied`` or ``exists``."""
     try:
         os.link(temp, dest)
