@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
+from comfy_init.metrics import catalog
 from comfy_init.metrics.prober import Prober
 from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.metrics.watchdog import Policy
 from comfy_init.supervisord import rpc
+from comfy_init.warmup.report import FileRecord, Report, Totals, write_report
 from comfyui_standin.harness import free_port, http, read_records
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
@@ -234,3 +237,50 @@ def test_scrape_shows_process_state_and_counts_a_crash_restart(pod: Pod, sidecar
         "the restart to be counted",
     )
     assert scrape_value(port, "comfyinit_watchdog_restarts_total") == "0.0"
+
+
+def test_full_scrape_has_every_catalog_metric_and_promtool_finds_nothing_to_say(
+    pod: Pod, tmp_path: Path
+) -> None:
+    conf = pod.settings
+    (conf.cache_path / "checkpoints").mkdir(parents=True)
+    (conf.cache_path / "checkpoints" / "a.safetensors").write_bytes(b"a" * 4096)
+    files = [
+        FileRecord("checkpoints", "a.safetensors", "/v/a", "/c/a", 4096, "copied", 4096, 0.5),
+        FileRecord("loras", "b.safetensors", "/v/b", "/c/b", 10, "skipped_space"),
+    ]
+    write_report(
+        conf.report_path,
+        Report("done", 1, 100.0, "conf", "/v", "/c", 101.0, files, Totals.of(files, 1.0)),
+    )
+    car = Sidecar(conf.replace(watchdog=False), registry=CollectorRegistry())
+    car.start()
+    try:
+        assert pod.post("/standin/queue?running=1&pending=2") == 200
+        car.prober.round()
+        with urllib.request.urlopen(f"http://127.0.0.1:{car.port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        car.stop()
+    scraped = {family.name for family in text_string_to_metric_families(text)}
+    assert scraped == {m.family_name for m in catalog.METRICS}
+    up = {
+        s.labels["source"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "comfyinit_source_up"
+    }
+    assert up == dict.fromkeys(catalog.SOURCES, 1.0)
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/bootstrap (Debian package prometheus)"
+    (tmp_path / "scrape.txt").write_text(text, encoding="utf-8")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text.encode(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr.decode()
+    assert checked.stdout.decode() + checked.stderr.decode() == ""
