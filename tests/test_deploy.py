@@ -22,6 +22,7 @@ import yaml
 
 from comfy_init import settings
 from comfy_init.metrics import catalog
+from comfy_init.pid1 import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -338,3 +339,11 @@ def test_kubernetes_cache_is_a_size_limited_emptydir_at_cache_path_and_models_on
     claim = volumes[mounts[workspace]]["persistentVolumeClaim"]["claimName"]
     assert claim == objects["PersistentVolumeClaim"]["metadata"]["name"]
     assert "ReadWriteMany" in objects["PersistentVolumeClaim"]["spec"]["accessModes"]
+
+
+def test_kubernetes_grace_period_outlasts_init_stop_budget_and_docker_grace() -> None:
+    pod = _k8s()["Deployment"]["spec"]["template"]["spec"]
+    conf = settings.from_env(_env())
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace >= stop.budget(conf.comfyui_stop_seconds).total
+    assert grace >= stop.DOCKER_GRACE_SECONDS  # what the image is built to stop within
