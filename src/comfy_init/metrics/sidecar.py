@@ -12,6 +12,7 @@ and the HTTP server.  ``stop()`` ends them all within a few seconds.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from prometheus_client.core import Metric
@@ -35,6 +36,8 @@ from comfy_init.warmup.report import Report, read_report
 log = logs.get_logger("metrics.sidecar")
 
 READY_STATES = ("RUNNING", "STARTING")
+# supervisord gives the sidecar 2 s between SIGTERM and SIGKILL.
+STOP_SECONDS = 1.5
 
 
 class Sidecar:
@@ -126,14 +129,21 @@ class Sidecar:
             writeback=self.settings.writeback,
         )
 
-    def stop(self) -> None:
+    def stop(self, budget: float = STOP_SECONDS) -> None:
+        """Stop every loop; return within about ``budget`` seconds even if one is stuck
+        (in a probe of a hung ComfyUI, say): the threads are daemons and die with us."""
+        deadline = time.monotonic() + budget
         self.stop_event.set()
-        if self.server is not None:
+        if self.server is not None and any(t.name == "http" for t in self.threads):
             self.server.shutdown()  # returns within serve_forever's poll interval
+        if self.server is not None:
             self.server.server_close()
-        self.watcher.stop()
+        self.watcher.stop(timeout=max(0.0, deadline - time.monotonic()))
         for thread in self.threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck:
+            log.warning("metrics_stop_left_threads", threads=stuck)
 
     @property
     def port(self) -> int:

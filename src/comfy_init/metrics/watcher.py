@@ -75,8 +75,10 @@ class TreeWatcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
-        self.inotify.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.inotify.close()  # else the thread still reads it; it dies with the process
 
     def alive(self) -> bool:
         return self._thread.is_alive()
