@@ -349,6 +349,8 @@ def test_init_boots_as_pid1_in_the_image_layout_serves_comfyui_and_exits_0_on_si
     make_safetensors(comfyui_dir / "models/checkpoints/tiny.safetensors", 1 << 20)
     (comfyui_dir / "warmup_models.conf").write_text("checkpoints/tiny.safetensors\n")
     comfy_port, metrics_port = free_port(), free_port()
+    while metrics_port == comfy_port:
+        metrics_port = free_port()
     record = tmp_path / "standin.jsonl"
     container = boot(
         {
@@ -361,11 +363,12 @@ def test_init_boots_as_pid1_in_the_image_layout_serves_comfyui_and_exits_0_on_si
             "STANDIN_RECORD": str(record),
         }
     )
-    pid1 = container.pid1()
-    nspid = [line for line in Path(f"/proc/{pid1}/status").read_text().splitlines()]
-    assert f"NSpid:\t{pid1}\t1" in nspid
-
     until(lambda: _http_status(comfy_port, "/system_stats") == 200, 120, container)
+    pid1 = container.pid1()
+    assert f"NSpid:\t{pid1}\t1" in Path(f"/proc/{pid1}/status").read_text().splitlines()
+    # the kernel ran /init through its shebang: env, then the venv's python
+    argv = Path(f"/proc/{pid1}/cmdline").read_bytes().decode().split("\0")
+    assert argv[:2] == [f"{VENV}/bin/python", LAYOUT["entrypoint"]]
     paths = http(comfy_port, "/internal/folder_paths")[1]
     assert paths["checkpoints"][0] == str(tmp_path / "cache" / "checkpoints")
     assert (tmp_path / "cache/checkpoints/tiny.safetensors").stat().st_size == 1 << 20
