@@ -226,8 +226,8 @@ class _Run:
             self._settle(rec, "skipped_space", f"needs {rec.size} bytes + reserve {reserve}")
             self.progress.skipped_space(rec, free, reserve)
             return
-        # Written with the first open of its source (``_opened``), which follows at once.
-        self._settle(rec, "copying", None, write=False)
+        with self.lock:  # written by the first open of its source (``_opened``), at once
+            rec.status = "copying"
         try:
             pool.submit(CopyJob(key, Path(rec.source), dest, rec.size, self.mtimes[rec.dest]))
         except OSError as exc:
