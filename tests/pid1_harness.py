@@ -254,6 +254,21 @@ class Pid1:
             if (st := _stat(host)) is not None and int(st[2]) == host_pgid and st[0] != "Z"
         ]
 
+    def supervisord_pid(self) -> int:
+        """Host pid of the namespace's supervisord."""
+
+        def find() -> int | None:
+            for host in self.namespace_pids().values():
+                try:
+                    argv = Path(f"/proc/{host}/cmdline").read_bytes().split(b"\0")
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                if any(Path(a.decode(errors="replace")).name == "supervisord" for a in argv[:2]):
+                    return host
+            return None
+
+        return wait_for(find, 10, "supervisord in the namespace")  # type: ignore[no-any-return]
+
     def supervisorctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", self.env["SUPERVISORD_CONF"], *args],

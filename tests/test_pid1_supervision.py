@@ -192,11 +192,7 @@ def test_control_socket_is_root_only_and_supervisord_opens_no_tcp_port(
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((run_dir / "supervisord.sock").stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(run.env["SUPERVISORD_CONF"]).stat().st_mode) == 0o600
-    [supervisord] = [
-        host
-        for host in run.namespace_pids().values()
-        if b"supervisord" in Path(f"/proc/{host}/cmdline").read_bytes()
-    ]
+    supervisord = run.supervisord_pid()
     inodes = {
         os.readlink(fd)[len("socket:[") : -1]
         for fd in Path(f"/proc/{supervisord}/fd").iterdir()

@@ -36,6 +36,8 @@ class _Follower:
         self.from_end = from_end
         self.partial = b""
         self.partial_since = 0.0
+        if from_end:  # opened now, so what is appended from now on is relayed
+            self._open()
 
     def _open(self) -> bool:
         try:

@@ -6,6 +6,11 @@ to its default action and empties the signal mask in the child, before the exec,
 no window in which the child runs with our handlers' state.  The child gets a session of its
 own: a Ctrl-C on the terminal of a dev shell reaches PID 1 only, which then stops everything
 in order.
+
+One exception we cannot avoid: glibc's ``posix_spawn`` sets its two reserved signals (32 and
+33, used for thread cancellation and setuid across threads) to "ignore" in the child, and no
+program can name them in a signal set.  glibc installs its own handlers for them when it
+needs them, so this has no effect on ComfyUI or supervisord.
 """
 
 from __future__ import annotations

@@ -143,12 +143,17 @@ def comfyui(
 
 
 def comfy_init_program(
-    name: str, args: Sequence[str], *, stop_seconds: int, env_binary: str = "/usr/bin/env"
+    name: str,
+    args: Sequence[str],
+    *,
+    stop_seconds: int,
+    env_binary: str = "/usr/bin/env",
+    python: str = sys.executable,
 ) -> Program:
-    """A program that runs comfy-init itself (same interpreter as PID 1)."""
+    """A program that runs comfy-init itself (by default with PID 1's interpreter)."""
     return Program(
         name=name,
-        argv=(env_binary, DEFAULT_SIGNALS, sys.executable, "-m", "comfy_init", *args),
+        argv=(env_binary, DEFAULT_SIGNALS, python, "-m", "comfy_init", *args),
         directory=Path("/"),
         stop_seconds=stop_seconds,
         environment={"PYTHONUNBUFFERED": "1"},

@@ -48,10 +48,10 @@ def command(argv: Sequence[str]) -> str:
 
 
 def environment(env: Mapping[str, str]) -> str:
-    """A dict as supervisord's ``environment=KEY="value",...`` (values may not hold ``"``)."""
+    """A dict as supervisord's ``environment=KEY="value",...`` (values may not hold quotes)."""
     parts = []
     for key, value in env.items():
-        if not key.isidentifier() or any(c in value for c in '"\n\0'):
+        if not key.isidentifier() or any(c in value for c in "\"'\n\0"):
             raise ConfigError(
                 f"program environment {key}={value!r}: supervisord's environment= cannot hold "
                 "this name or value (use a plain name and a value without quotes)"

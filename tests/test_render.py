@@ -1,0 +1,281 @@
+"""Rendering and checking the supervisord config, and the ComfyUI command line (no processes)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from supervisor.datatypes import dict_of_key_value_pairs
+from supervisor.options import expand
+
+from comfy_init import settings
+from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.supervisord import programs, render
+from comfy_init.supervisord import run as supervisord_run
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden" / "supervisord.conf"
+
+# Text supervisord can hold on one config line.
+line_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\0"),
+    max_size=40,
+)
+
+
+def conf(tmp_path: Path, **env: str) -> settings.Settings:
+    base = {
+        "COMFYUI_PATH": str(tmp_path / "ComfyUI"),
+        "RUN_DIR": str(tmp_path / "run"),
+        "CACHE_PATH": str(tmp_path / "cache"),
+        "SUPERVISORD_CONF": str(tmp_path / "supervisord.conf"),
+    }
+    return settings.from_env({**base, **env})
+
+
+# -- filters -------------------------------------------------------------------------------
+@given(line_text)
+def test_pct_escaped_text_comes_back_unchanged_from_supervisord_expansion(text: str) -> None:
+    assert expand(render.pct(text), {"here": "/x"}, "test") == text
+
+
+@given(st.lists(line_text.filter(lambda s: "\r" not in s), min_size=1, max_size=6))
+def test_command_filter_round_trips_through_supervisord_and_shell_splitting(
+    argv: list[str],
+) -> None:
+    assert shlex.split(expand(render.command(argv), {}, "command")) == argv
+
+
+def test_command_filter_quotes_spaces_and_escapes_percent() -> None:
+    assert render.command(["python", "main.py", "--x", "a b%"]) == "python main.py --x 'a b%%'"
+
+
+def test_command_filter_rejects_a_line_break_naming_the_argument() -> None:
+    with pytest.raises(ConfigError, match="line break"):
+        render.command(["python", "two\nlines"])
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True),
+        line_text.filter(lambda s: not set(s) & set("\"'\r") and s == s.strip()),
+        max_size=4,
+    )
+)
+def test_environment_filter_round_trips_through_supervisord_parser(env: dict[str, str]) -> None:
+    parsed = dict_of_key_value_pairs(expand(render.environment(env), {}, "environment"))
+    assert parsed == env
+
+
+def test_environment_filter_rejects_a_quote_in_a_value() -> None:
+    with pytest.raises(ConfigError, match="A='say \"hi\"'"):
+        render.environment({"A": 'say "hi"'})
+
+
+# -- the shipped template ------------------------------------------------------------------
+def golden_context(template: str = "supervisord.conf.j2") -> dict[str, object]:
+    s = settings.from_env({"COMFYUI_PATH": "/workspace/ComfyUI"})
+    python = "/opt/comfy-init/bin/python"
+    return render.context(
+        render.Layout.of(s),
+        template=template,
+        user="root",
+        comfyui=programs.comfyui(s, python="/workspace/ComfyUI/venv/bin/python"),
+        metrics=programs.comfy_init_program("metrics", ["metrics"], stop_seconds=2, python=python),
+        warmup=programs.comfy_init_program("warmup", ["warmup"], stop_seconds=3, python=python),
+    )
+
+
+def test_shipped_template_renders_the_golden_config() -> None:
+    text = render.render(render.SHIPPED_TEMPLATE.read_text(), "shipped", golden_context())
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_rendered_default_config_passes_supervisord_parser(tmp_path: Path) -> None:
+    s = conf(tmp_path, METRICS="1")
+    plan = supervisord_run.build_config(s, python=sys.executable, background_warmup=True)
+    supervisord_run.install(s, plan)
+    text = s.supervisord_conf.read_text()
+    assert "[inet_http_server]" not in text
+    assert f"serverurl=unix://{tmp_path}/run/supervisord.sock" in text
+    assert plan.program_names == ("comfyui", "metrics", "warmup")
+
+
+def test_metrics_0_leaves_the_sidecar_out(tmp_path: Path) -> None:
+    plan = supervisord_run.build_config(conf(tmp_path, METRICS="0"), python=sys.executable)
+    assert plan.program_names == ("comfyui",)
+    assert "[program:metrics]" not in plan.text
+    assert "[program:warmup]" not in plan.text
+
+
+def test_package_template_is_the_top_level_file() -> None:
+    assert render.SHIPPED_TEMPLATE.read_bytes() == (REPO / "supervisord.conf.j2").read_bytes()
+
+
+@pytest.mark.timeout(120)
+def test_built_wheel_contains_the_real_template(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = zf.read("comfy_init/supervisord/supervisord.conf.j2")
+    assert shipped == (REPO / "supervisord.conf.j2").read_bytes()
+
+
+# -- a user's template ---------------------------------------------------------------------
+def user_template(tmp_path: Path, text: str) -> settings.Settings:
+    path = tmp_path / "mine.conf.j2"
+    path.write_text(text)
+    return conf(tmp_path, SUPERVISORD_TEMPLATE=str(path))
+
+
+def test_unknown_variable_in_a_template_names_it_and_the_template(tmp_path: Path) -> None:
+    s = user_template(tmp_path, "[supervisord]\nnodaemon=true\nfoo={{ comfy_ui }}\n")
+    with pytest.raises(ConfigError) as err:
+        supervisord_run.build_config(s, python=sys.executable)
+    assert "mine.conf.j2" in str(err.value)
+    assert "comfy_ui" in str(err.value)
+    assert "comfyui" in str(err.value)  # the variables that do exist
+
+
+def test_template_syntax_error_names_the_line(tmp_path: Path) -> None:
+    s = user_template(tmp_path, "[supervisord]\n\n{% if %}\n")
+    with pytest.raises(ConfigError, match=r"mine\.conf\.j2:3"):
+        supervisord_run.build_config(s, python=sys.executable)
+
+
+def test_unreadable_template_names_the_variable(tmp_path: Path) -> None:
+    s = conf(tmp_path, SUPERVISORD_TEMPLATE=str(tmp_path / "absent.j2"))
+    with pytest.raises(ConfigError, match="SUPERVISORD_TEMPLATE"):
+        supervisord_run.build_config(s, python=sys.executable)
+
+
+def shipped_with(extra: str, tmp_path: Path) -> settings.Settings:
+    return user_template(tmp_path, render.SHIPPED_TEMPLATE.read_text() + extra)
+
+
+def test_a_tcp_control_port_is_refused(tmp_path: Path) -> None:
+    s = shipped_with("\n[inet_http_server]\nport=127.0.0.1:9001\n", tmp_path)
+    plan = supervisord_run.build_config(s, python=sys.executable)
+    with pytest.raises(ConfigError, match="inet_http_server"):
+        supervisord_run.install(s, plan)
+    assert not s.supervisord_conf.exists()
+
+
+def test_config_supervisord_would_refuse_is_reported_with_its_reason(tmp_path: Path) -> None:
+    s = shipped_with("\n[program:extra]\ncommand=sleep 1\nstopsignal=NOPE\n", tmp_path)
+    plan = supervisord_run.build_config(s, python=sys.executable)
+    with pytest.raises(ConfigError, match="NOPE") as err:
+        supervisord_run.install(s, plan)
+    assert "mine.conf.j2" in str(err.value)
+
+
+def test_missing_control_sections_and_comfyui_program_are_all_reported(tmp_path: Path) -> None:
+    s = user_template(tmp_path, "[supervisord]\nnodaemon=false\n")
+    plan = supervisord_run.build_config(s, python=sys.executable)
+    with pytest.raises(ConfigError) as err:
+        supervisord_run.install(s, plan)
+    text = str(err.value)
+    for needed in ("[unix_http_server]", "[supervisorctl]", "[rpcinterface:supervisor]"):
+        assert needed in text
+    assert "nodaemon=true" in text
+    assert "[program:comfyui]" in text
+
+
+def test_a_run_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
+    s = conf(tmp_path, RUN_DIR="/" + "r" * 120)
+    with pytest.raises(ConfigError, match="RUN_DIR"):
+        supervisord_run.build_config(s, python=sys.executable)
+
+
+# -- ComfyUI's command line ----------------------------------------------------------------
+def test_comfyui_argv_is_port_yaml_comfyui_args_vram_flag_then_extra(tmp_path: Path) -> None:
+    s = conf(tmp_path, COMFYUI_ARGS="--listen --disable-metadata", COMFYUI_PORT="8000")
+    prog = programs.comfyui(
+        s, python="/py", vram_flags=("--highvram",), extra=("--", "--verbose", "INFO")
+    )
+    assert prog.argv == (
+        "/usr/bin/env",
+        "--default-signal=PIPE,XFSZ",
+        "/py",
+        "main.py",
+        "--port",
+        "8000",
+        "--extra-model-paths-config",
+        str(tmp_path / "run" / "extra_model_paths.yaml"),
+        "--listen",
+        "--disable-metadata",
+        "--highvram",
+        "--verbose",
+        "INFO",
+    )
+    assert prog.directory == tmp_path / "ComfyUI"
+    assert prog.environment == {"PYTHONUNBUFFERED": "1"}
+
+
+def test_two_vram_modes_from_different_places_are_rejected_naming_each(tmp_path: Path) -> None:
+    s = conf(tmp_path, COMFYUI_ARGS="--lowvram")
+    with pytest.raises(ConfigError) as err:
+        programs.comfyui(s, python="/py", vram_flags=("--highvram",), extra=("--", "--cpu"))
+    text = str(err.value)
+    assert "--lowvram (from COMFYUI_ARGS)" in text
+    assert "--highvram (from the start command's flags)" in text
+    assert "--cpu (from the arguments after --)" in text
+
+
+def test_one_vram_mode_is_accepted(tmp_path: Path) -> None:
+    s = conf(tmp_path, COMFYUI_ARGS="--novram")
+    assert "--novram" in programs.comfyui(s, python="/py").argv
+
+
+@pytest.mark.parametrize("arg", ["--port", "--port=9000"])
+def test_a_port_in_comfyui_args_is_refused_in_favour_of_comfyui_port(
+    tmp_path: Path, arg: str
+) -> None:
+    s = conf(tmp_path, COMFYUI_ARGS=f"{arg} 9000" if arg == "--port" else arg)
+    with pytest.raises(ConfigError, match="set COMFYUI_PORT instead"):
+        programs.comfyui(s, python="/py")
+
+
+def test_interpreter_prefers_comfyui_python_then_venv_then_dot_venv(tmp_path: Path) -> None:
+    root = tmp_path / "ComfyUI"
+    for venv in ("venv", ".venv"):
+        py = root / venv / "bin" / "python"
+        py.parent.mkdir(parents=True)
+        py.write_text("#!/bin/sh\n")
+        py.chmod(0o755)
+    assert programs.comfyui_python(conf(tmp_path)) == str(root / "venv" / "bin" / "python")
+    (root / "venv" / "bin" / "python").unlink()
+    assert programs.comfyui_python(conf(tmp_path)) == str(root / ".venv" / "bin" / "python")
+    (root / ".venv" / "bin" / "python").unlink()
+    assert programs.comfyui_python(conf(tmp_path), which=lambda n: f"/usr/bin/{n}") == (
+        "/usr/bin/python3"
+    )
+    chosen = conf(tmp_path, COMFYUI_PYTHON=sys.executable)
+    assert programs.comfyui_python(chosen) == sys.executable
+
+
+def test_missing_comfyui_python_names_the_variable(tmp_path: Path) -> None:
+    s = conf(tmp_path, COMFYUI_PYTHON=str(tmp_path / "nope"))
+    with pytest.raises(EnvironmentMissing, match="COMFYUI_PYTHON="):
+        programs.comfyui_python(s)
+
+
+def test_missing_comfyui_says_where_it_looked_and_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentMissing) as err:
+        programs.check_comfyui_present(conf(tmp_path))
+    assert str(tmp_path / "ComfyUI" / "main.py") in str(err.value)
+    assert "set COMFYUI_PATH" in str(err.value)
