@@ -20,20 +20,8 @@ MetricType = Literal["counter", "gauge", "histogram"]
 # Copy time of one model file: small LoRAs take well under a second, a 20-40 GB checkpoint
 # from a slow volume takes many minutes.
 COPY_SECONDS_BUCKETS: tuple[float, ...] = (
-    0.1,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    20.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    1200.0,
-    2400.0,
+    *(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0),
+    *(120.0, 300.0, 600.0, 1200.0, 2400.0),
 )
 
 # Values of the label ``source`` of comfyinit_source_up: each thing the sidecar reads.

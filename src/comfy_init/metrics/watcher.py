@@ -3,7 +3,8 @@
 inotify watches one directory at a time, so every directory below each root is watched,
 added in the background (the volume's tree can be large and slow to walk), and directories
 created later are watched as they appear (IN_CREATE/IN_MOVED_TO with IN_ISDIR); the model
-files already inside such a new directory are reported as ``found``.  A root that is
+files already inside such a new directory are reported as ``found``.  Hidden directories
+are not watched (ComfyUI finds no models there; it saves inotify watches).  A root that is
 missing (the cache before the first warmup) or removed is looked for again every few
 seconds.
 
@@ -133,7 +134,8 @@ class TreeWatcher:
                 except OSError:
                     continue
                 if is_dir:
-                    stack.append(Path(entry.path))
+                    if not entry.name.startswith("."):  # no models below hidden folders
+                        stack.append(Path(entry.path))
                 elif report_files and model_files.is_model_name(entry.name):
                     self._emit("found", location, Path(entry.path))
 
@@ -170,7 +172,7 @@ class TreeWatcher:
         location, folder = where
         path = folder / name
         if mask & flags.ISDIR:
-            if mask & (flags.CREATE | flags.MOVED_TO):
+            if mask & (flags.CREATE | flags.MOVED_TO) and not name.startswith("."):
                 self._watch_tree(location, path, report_files=True)
             return
         if not model_files.is_model_name(name):
