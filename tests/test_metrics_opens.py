@@ -171,6 +171,20 @@ def test_watcher_reports_model_files_only_and_watches_new_folders(tmp_path: Path
         watcher.stop()
 
 
+def test_watcher_survives_a_symlink_loop_and_watches_each_folder_once(tmp_path: Path) -> None:
+    volume = tmp_path / "models"
+    (volume / "checkpoints" / "sub").mkdir(parents=True)
+    (volume / "checkpoints" / "sub" / "loop").symlink_to(volume / "checkpoints")
+    watcher = TreeWatcher({"volume": volume}, lambda _event: None)
+    watcher.start()
+    try:
+        assert watcher.ready.wait(10)
+        assert watcher.watch_counts() == {"volume": 3}  # models, checkpoints, sub
+        assert watcher.alive()
+    finally:
+        watcher.stop()
+
+
 # --- the sidecar with the stand-in and a real warmup
 
 

@@ -152,8 +152,9 @@ class TreeWatcher:
                     hint="raise fs.inotify.max_user_watches; opens below are not counted",
                 )
             return None
-        if wd not in self._dirs:
-            self._dirs[wd] = (location, folder)
+        if wd in self._dirs:  # already watched: reached again through a symlink (or a loop)
+            return None
+        self._dirs[wd] = (location, folder)
         if folder == self.roots[location]:
             self._root_wds[location] = wd
         return wd
