@@ -44,5 +44,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
 
 
 def get_logger(name: str) -> Any:
-    """A bound logger carrying ``logger=<name>``."""
-    return structlog.get_logger().bind(logger=name)
+    """A logger carrying ``logger=<name>``.
+
+    Lazy: modules create theirs at import time, before ``configure()`` runs, and still log
+    with the configuration in force when they log.
+    """
+    return structlog.get_logger(logger=name)
