@@ -44,9 +44,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
 
 
 def get_logger(name: str) -> Any:
-    """A logger carrying ``logger=<name>``.
+    """A logger carrying ``component=<name>``.
 
     Lazy: modules create theirs at import time, before ``configure()`` runs, and still log
     with the configuration in force when they log.
     """
-    return structlog.get_logger(logger=name)
+    return structlog.get_logger(component=name)
