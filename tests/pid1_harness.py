@@ -134,18 +134,23 @@ class Pid1:
     def wait_signal_ready(self, timeout: float = 10) -> int:
         """Wait until PID 1 has exec'd ``/init`` far enough to keep a SIGTERM; return its pid.
 
-        Before that the forked ``unshare`` child runs with default dispositions, and a PID 1
-        drops a signal it neither catches nor blocks.  ``env --block-signal`` blocks TERM
-        right after the exec (SigBlk), Python's handler then catches it (SigCgt): from the
-        first of the two, a SIGTERM is kept.  This is the earliest moment that exists.
+        A PID 1 drops a signal it neither catches nor blocks.  Before the exec, the forked
+        ``unshare`` child blocks TERM for a moment of its own and then unblocks it with the
+        default action: a TERM sent then is lost, so that window does not count.  After the
+        exec, ``env --block-signal`` blocks TERM (SigBlk) and Python's handler then catches
+        it (SigCgt): from the first of the two a SIGTERM is kept.  That is the earliest
+        moment a signal can be kept at all.
         """
         pid = self.host_pid(timeout)
-        wait_for(
-            lambda: catches_or_blocks(pid, signal.SIGTERM),
-            timeout,
-            "PID 1 to block or catch SIGTERM",
-            step=0.0005,
-        )
+
+        def exec_done_and_kept() -> bool:
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except (FileNotFoundError, ProcessLookupError):
+                return False
+            return Path(exe).name != "unshare" and catches_or_blocks(pid, signal.SIGTERM)
+
+        wait_for(exec_done_and_kept, timeout, "PID 1 to block or catch SIGTERM", step=0.0005)
         return pid
 
     def signal(self, signum: int) -> None:

@@ -144,11 +144,11 @@ def test_leftovers_get_sigterm_and_the_stubborn_ones_sigkill_within_the_budget()
 
 def test_default_stop_budget_fits_inside_dockers_ten_seconds() -> None:
     plan = stop.budget(6)
-    assert plan.supervisord == 8
-    assert plan.total == 9
+    assert plan.supervisord == 7.5
+    assert plan.total == 8.5
     assert plan.total < stop.DOCKER_GRACE_SECONDS
-    assert stop.budget(1).supervisord == 8  # never less than supervisord needs for its ticks
-    assert stop.budget(20).supervisord == 22  # a longer ComfyUI grace grows the phase
+    assert stop.budget(1).supervisord == 7.5  # never less than the default
+    assert stop.budget(20).supervisord == 21.5  # a longer ComfyUI grace grows the phase
 
 
 def test_crash_loop_backoff_doubles_up_to_ten_times_the_first_delay() -> None:

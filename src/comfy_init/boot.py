@@ -46,6 +46,7 @@ log = logs.get_logger("boot")
 # How long a cancelled warmup may take to remove its temp files; docker's grace is 10 s.
 WARMUP_CANCEL_SECONDS = 8.0
 RPC_TIMEOUT_SECONDS = 2.0
+SHUTDOWN_RPC_SECONDS = 1.0
 
 
 def start(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,15 +123,21 @@ def _run_supervisord(
     reaper.watch(pid, "supervisord")
     log.info("supervisord_started", pid=pid, config=str(settings.supervisord_conf))
     relay.start()
+    client = rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS)
     watcher = watch.ComfyUIWatcher(
-        rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS),
+        client,
         port=settings.comfyui_port,
         container_started=container_started,
         backoff=watch.Backoff(settings.comfyui_restart_backoff),
     ).start()
     try:
         code = supervise.run_supervisord(
-            pid, reaper=reaper, wakeup=wakeup, budget=budget, on_stopping=watcher.stop
+            pid,
+            reaper=reaper,
+            wakeup=wakeup,
+            budget=budget,
+            on_stopping=watcher.stop,
+            request_stop=lambda: request_shutdown(client),
         )
     except BaseException:
         watcher.stop()
@@ -140,6 +147,21 @@ def _run_supervisord(
         relay.stop()
     log.info("exiting", code=code, orphans_reaped=reaper.orphans_reaped)
     return code
+
+
+def request_shutdown(client: rpc.Client) -> bool:
+    """Ask supervisord to stop its programs and exit; False if it could not be asked.
+
+    Over the socket supervisord starts at once; a SIGTERM waits for its next loop tick.
+    """
+    try:
+        client.call("supervisor.shutdown", timeout=SHUTDOWN_RPC_SECONDS)
+    except rpc.RpcFault as exc:
+        return exc.fault_name == "SHUTDOWN_STATE"  # already on its way out
+    except rpc.SupervisordUnavailable as exc:
+        log.info("supervisord_not_answering", error=str(exc), fallback="SIGTERM")
+        return False
+    return True
 
 
 def _warm(settings: Settings, cancel: threading.Event) -> Report:

@@ -3,19 +3,21 @@
 ``docker stop`` sends SIGTERM and, 10 s later, SIGKILL.  PID 1 must be gone before that.
 The budget (defaults):
 
-    supervisord notices our SIGTERM          <= 1 s  (its main loop polls once a second)
-    ComfyUI: SIGINT, then SIGKILL after       6 s  (COMFYUI_STOP_SECONDS, stopped first)
-    supervisord notices the end / kills       <= 1 s
-    ---------------------------------------------------------------- supervisord phase 8 s
-    every process left: SIGTERM, then         0.5 s
-    SIGKILL, then reap                        <= 0.5 s
-    ---------------------------------------------------------------- total             9 s
+    supervisord is asked to shut down over its socket      ~0 s  (SIGTERM would wait for
+                                                                  its 1 s loop tick)
+    ComfyUI (stopped first): SIGINT, SIGKILL after           6 s  (COMFYUI_STOP_SECONDS)
+    supervisord's loop notices the grace is over          <= 1 s
+    --------------------------------------------------- supervisord phase  7.5 s
+    every process left: SIGTERM, then SIGKILL after        0.5 s
+    reap                                                 <= 0.5 s
+    --------------------------------------------------- total              8.5 s
 
-supervisord stops one program at a time, so its worst case is the sum of every program's
-``stopwaitsecs``; when that does not fit, PID 1's deadline wins: whatever still runs at the
-end of the supervisord phase (the sidecar, a setsid'd escapee) gets SIGTERM, then SIGKILL.
-A ``COMFYUI_STOP_SECONDS`` above 6 grows the supervisord phase to that plus 2 s; then
-docker's grace must grow too (``docker stop -t``), which is logged at start.
+supervisord stops one program at a time, so its own worst case is the sum of every
+program's ``stopwaitsecs`` plus a loop tick each; when that does not fit, PID 1's deadline
+wins: whatever still runs at the end of the supervisord phase (the sidecar, a setsid'd
+escapee) gets SIGTERM, then SIGKILL.  A ``COMFYUI_STOP_SECONDS`` above 6 grows the
+supervisord phase to that plus 1.5 s; docker's grace must then grow too (``docker stop
+-t``), which is logged at start.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from comfy_init.pid1.wakeup import Deadline, Wakeup
 log = logs.get_logger("pid1")
 
 DOCKER_GRACE_SECONDS = 10.0
-MIN_SUPERVISORD_SECONDS = 8.0
-SUPERVISORD_SLACK_SECONDS = 2.0  # supervisord's 1 s loop, before and after the grace
+MIN_SUPERVISORD_SECONDS = 7.5
+SUPERVISORD_SLACK_SECONDS = 1.5  # supervisord's 1 s loop tick after the grace, and a margin
 TERM_SECONDS = 0.5
 KILL_SECONDS = 0.5
 POLL_SECONDS = 0.05

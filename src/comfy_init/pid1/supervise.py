@@ -96,11 +96,13 @@ def run_supervisord(
     wakeup: Wakeup,
     budget: Budget,
     on_stopping: Callable[[], None],
+    request_stop: Callable[[], bool],
 ) -> int:
     """Wait for a stop signal or supervisord's end; stop everything within ``budget``.
 
-    Returns the exit code: 0 after a stop signal, EXIT_SUPERVISOR when supervisord ended
-    on its own.
+    ``request_stop`` asks supervisord to shut down (over its socket) and says whether it
+    could; if not, supervisord gets SIGTERM.  Returns the exit code: 0 after a stop signal,
+    EXIT_SUPERVISOR when supervisord ended on its own.
     """
     ended_code: int | None = None
     signum: int | None = None
@@ -116,7 +118,7 @@ def run_supervisord(
         return EXIT_SUPERVISOR
     name = signal_name(signum) if signum is not None else "?"
     log.info("stopping", signal=name, budget_seconds=budget.total)
-    _stop_supervisord(pid, reaper=reaper, wakeup=wakeup, budget=budget)
+    _stop_supervisord(pid, reaper=reaper, wakeup=wakeup, budget=budget, request=request_stop)
     killed = terminate_leftovers(reaper, wakeup, budget)
     log.info("stopped", signal=name, killed_leftovers=killed)
     return EXIT_OK
@@ -129,14 +131,17 @@ def _reap_child(reaper: Reaper, pid: int) -> int | None:
     return None
 
 
-def _stop_supervisord(pid: int, *, reaper: Reaper, wakeup: Wakeup, budget: Budget) -> None:
-    """SIGTERM (never SIGHUP: that would be a reload) and wait for it, within the budget.
-
-    A second stop signal cuts the wait short: the leftovers are stopped at once.
+def _stop_supervisord(
+    pid: int, *, reaper: Reaper, wakeup: Wakeup, budget: Budget, request: Callable[[], bool]
+) -> None:
+    """Ask supervisord to shut down, or SIGTERM it (never SIGHUP: that would be a reload),
+    and wait for it within the budget.  A second stop signal cuts the wait short: the
+    leftovers are then stopped at once.
     """
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
     deadline = Deadline(budget.supervisord)
+    if not request():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     while not deadline.passed():
         code = _reap_child(reaper, pid)
         if code is not None:
