@@ -107,7 +107,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--max-background", type=int, default=64, help="FUSE async requests; 0: kernel's"
     )
-    p.add_argument("--io-threads", type=int, default=16, help="pread threads; 0: read inline")
+    p.add_argument("--io-threads", type=int, default=0, help="pread threads; 0: read inline")
     p.add_argument("--max-tasks", type=int, default=128, help="concurrent FUSE requests served")
     p.add_argument("--stats-file", type=Path, default=None, help="SIGUSR1 writes counters here")
     args = p.parse_args(argv)
