@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from comfy_init.pid1 import stop
-from comfy_init.pid1.reaper import describe, exit_code
+from comfy_init.pid1.children import describe, exit_code
 from comfy_init.supervisord.watch import Backoff
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,8 +50,7 @@ def test_exit_code_is_the_status_or_128_plus_the_signal() -> None:
 def test_reaper_keeps_our_childs_status_and_reaps_orphans() -> None:
     result = run_script(
         """
-        from comfy_init.pid1.reaper import Reaper, become_subreaper
-        from comfy_init.pid1.spawn import spawn
+        from comfy_init.pid1.children import Reaper, become_subreaper, spawn
         assert become_subreaper()
         reaper = Reaper()
         # One child of ours that exits 42; its own child outlives it and is re-parented.
@@ -76,7 +75,7 @@ def test_spawned_child_starts_with_default_signals_nothing_blocked_and_its_own_s
     result = run_script(
         f"""
         from comfy_init.pid1 import early
-        from comfy_init.pid1.spawn import spawn
+        from comfy_init.pid1.children import spawn
         early.install()                      # PID 1's handlers
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR2, signal.SIGTERM}})
@@ -117,8 +116,7 @@ def test_leftovers_get_sigterm_and_the_stubborn_ones_sigkill_within_the_budget()
     result = run_script(
         """
         from comfy_init.pid1 import stop
-        from comfy_init.pid1.reaper import Reaper, become_subreaper
-        from comfy_init.pid1.spawn import spawn
+        from comfy_init.pid1.children import Reaper, become_subreaper, spawn
         from comfy_init.pid1.wakeup import Wakeup
         become_subreaper()
         wakeup = Wakeup()

@@ -198,3 +198,18 @@ def test_supervisord_dying_on_its_own_stops_everything_and_exits_6(
     assert run.wait_exit(10) == 6
     assert run.find_events("supervisord_exited")[0]["how"] == "killed by SIGKILL"
     assert_nothing_left(run)
+
+
+def test_supervisord_that_cannot_start_makes_pid1_exit_6(
+    start: Callable[..., Pid1], tmp_path: Path
+) -> None:
+    # A config supervisord's parser accepts but supervisord cannot honour at start-up.
+    shipped = (h.REPO / "supervisord.conf.j2").read_text()
+    template = tmp_path / "greedy.conf.j2"
+    template.write_text(shipped.replace("\nnodaemon=true\n", "\nnodaemon=true\nminfds=100000000\n"))
+    run = start(env={"SKIP_WARMUP": "1", "SUPERVISORD_TEMPLATE": str(template)})
+    assert run.wait_exit(20) == 6
+    assert run.find_events("supervisord_exited")
+    assert "minfds" in run.stdout() + run.stderr()
+    assert h.records(run.env, "start") == []
+    assert_nothing_left(run)

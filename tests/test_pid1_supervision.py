@@ -53,8 +53,10 @@ def test_comfyui_gets_its_arguments_environment_cwd_and_no_extra_fds(
         "--disable-auto-launch",
         env={"COMFYUI_ARGS": "--listen 127.0.0.1 --disable-metadata", "POD_NOTE": "a b%c"},
     )
-    ready(run)
+    seen = ready(run)
+    assert 0 < seen["seconds_since_container_start"] < 60
     [rec] = h.records(run.env, "start")
+    assert seen["pid"] == rec["pid"]
     assert rec["argv"][1:] == [
         "--port",
         str(h.port(run)),

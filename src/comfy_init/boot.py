@@ -31,8 +31,8 @@ from comfy_init.errors import (
     EnvironmentMissing,
     signal_exit_code,
 )
-from comfy_init.pid1 import early, spawn, stop, supervise
-from comfy_init.pid1.reaper import Reaper, become_subreaper
+from comfy_init.pid1 import early, stop, supervise
+from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
 from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
@@ -119,7 +119,7 @@ def _run_supervisord(
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
     relay = LogRelay(Layout.of(settings).log_dir)
-    pid = spawn.spawn(supervisord_run.argv(settings))
+    pid = spawn(supervisord_run.argv(settings))
     reaper.watch(pid, "supervisord")
     log.info("supervisord_started", pid=pid, config=str(settings.supervisord_conf))
     relay.start()

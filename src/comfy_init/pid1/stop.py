@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init import logs
-from comfy_init.pid1.reaper import Reaper
+from comfy_init.pid1.children import Reaper
 from comfy_init.pid1.wakeup import Deadline, Wakeup
 
 log = logs.get_logger("pid1")

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from comfy_init import logs
 from comfy_init.errors import EXIT_OK, EXIT_SUPERVISOR
 from comfy_init.pid1 import early
-from comfy_init.pid1.reaper import Reaper, describe
+from comfy_init.pid1.children import Reaper, describe
 from comfy_init.pid1.stop import Budget, terminate_leftovers
 from comfy_init.pid1.wakeup import Deadline, Wakeup
 
