@@ -76,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     when = start.add_mutually_exclusive_group()
     when.add_argument("--skip-warmup", action="store_true", help="start without warming")
-    when.add_argument("--warmup-only", action="store_true", help="warm, then exit 0")
+    when.add_argument(
+        "--warmup-only",
+        action="store_true",
+        help="warm, then exit (0; 5 if some files failed or did not fit)",
+    )
     vram = start.add_mutually_exclusive_group()
     vram.add_argument("--highvram", action="store_true", help="pass --highvram to ComfyUI")
     vram.add_argument("--lowvram", action="store_true", help="pass --lowvram to ComfyUI")
