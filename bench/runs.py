@@ -29,6 +29,7 @@ class BenchError(RuntimeError):
 class Timing:
     seconds: float  # the command, start to exit
     flushed_seconds: float  # the command plus a sync of what it left dirty
+    cpu_seconds: float  # user + system time of the command (and its children)
 
 
 def timed(argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> Timing:
@@ -37,14 +38,16 @@ def timed(argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> T
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
         start = time.perf_counter()
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
     os.sync()
     flushed = time.perf_counter() - start
-    if done.returncode != 0:
+    if proc.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise BenchError(f"{argv[0]} exited {done.returncode}; last output:\n{tail}")
-    return Timing(seconds, flushed)
+        raise BenchError(f"{argv[0]} exited {proc.returncode}; last output:\n{tail}")
+    return Timing(seconds, flushed, usage.ru_utime + usage.ru_stime)
 
 
 def warmup_env(
@@ -90,8 +93,11 @@ def reader_slices(files: list[tuple[Path, int]], budget: int, readers: int) -> l
     return [Slice(files[i % n][0], (i // n) * length, length) for i in range(readers)]
 
 
-def parallel_read(slices: list[Slice], log: Path) -> tuple[float, int]:
-    """Read every slice at once, each with its own ``dd`` process; (seconds, bytes)."""
+def parallel_read(slices: list[Slice], log: Path, copy_to: Path | None = None) -> tuple[float, int]:
+    """Read every slice at once, each with its own ``dd`` process; (seconds, bytes).
+
+    With ``copy_to``, each reader writes its slice to a file of its own there and fsyncs
+    it: a parallel copy with nothing but the kernel's page copies in it."""
     with open(log, "ab") as out:
         start = time.perf_counter()
         procs = [
@@ -99,16 +105,17 @@ def parallel_read(slices: list[Slice], log: Path) -> tuple[float, int]:
                 [
                     "dd",
                     f"if={s.path}",
-                    "of=/dev/null",
+                    f"of={copy_to / f'slice-{i}'}" if copy_to else "of=/dev/null",
                     "bs=1M",
                     "iflag=skip_bytes,count_bytes",
                     f"skip={s.offset}",
                     f"count={s.length}",
+                    *(["conv=fsync"] if copy_to else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=out,
             )
-            for s in slices
+            for i, s in enumerate(slices)
         ]
         codes = [p.wait() for p in procs]
         seconds = time.perf_counter() - start

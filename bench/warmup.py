@@ -32,7 +32,19 @@ import time
 from pathlib import Path
 
 from bench import caches, dataset
-from bench.results import CP, LOCAL, PARALLEL, RERUN, RSYNC, VOLUME, WARMUP, Results, Row
+from bench.results import (
+    CP,
+    LOCAL,
+    PARALLEL,
+    PARALLEL_COPY,
+    RERUN,
+    RSYNC,
+    VOLUME,
+    WARMUP,
+    Results,
+    Row,
+    best_rows,
+)
 from bench.runs import (
     BenchError,
     differing,
@@ -79,7 +91,8 @@ class Bench:
             caches.warm_files(self.sources(self.source))
             caches.drop_files(self.sources(comfyui))
 
-    def copies(self, target: str, comfyui: Path, res: Results, vol: SlowVolume | None) -> None:
+    def copies(self, target: str, comfyui: Path, vol: SlowVolume | None) -> list[Row]:
+        rows = []
         tag = "local" if target == LOCAL else "volume"
         for method, argv in (
             (CP, ["cp", "-r", str(comfyui / "models")]),
@@ -92,52 +105,80 @@ class Bench:
             self.cold(comfyui)
             before = vol.stats() if vol else None
             t = timed([*argv, str(dest)], self.log)
-            note = _server_note(before, vol.stats()) if vol and before else ""
+            note = f"CPU {t.cpu_seconds:.1f} s"
+            if vol and before:
+                note += f"; {_server_note(before, vol.stats())}"
             self.verify(dest, f"{target} {method}")
             if not self.args.keep_copies:
                 shutil.rmtree(dest)
-            res.rows.append(
+            rows.append(
                 Row(
                     target, method, len(self.files), self.nbytes, t.seconds, t.flushed_seconds, note
                 )
             )
+        return rows
 
-    def warmups(self, target: str, comfyui: Path, res: Results, vol: SlowVolume | None) -> None:
+    def warmups(self, target: str, comfyui: Path, vol: SlowVolume | None) -> list[Row]:
         tag = "local" if target == LOCAL else "volume"
         cache, run_dir = self.fresh(f"{tag}-cache"), self.fresh(f"{tag}-run")
         env = warmup_env(comfyui, cache, run_dir, self.config, self.extra)
         self.cold(comfyui)
         before = vol.stats() if vol else None
         t = timed([str(COMFY_INIT), "warmup"], self.log, env)
-        note = _server_note(before, vol.stats()) if vol and before else ""
+        server = _server_note(before, vol.stats()) if vol and before else ""
         totals = warmup_totals(run_dir)
         if totals["copied"] != len(self.files):
             raise BenchError(
                 f"{target} warmup copied {totals['copied']} of {len(self.files)} files"
             )
         self.verify(cache, f"{target} comfy-init warmup")
-        note = f"report {totals['seconds']:.2f} s" + (f"; {note}" if note else "")
-        res.rows.append(
+        note = f"CPU {t.cpu_seconds:.1f} s; report {totals['seconds']:.2f} s"
+        note += f"; {server}" if server else ""
+        rows = [
             Row(target, WARMUP, len(self.files), self.nbytes, t.seconds, t.flushed_seconds, note)
-        )
+        ]
         t = timed([str(COMFY_INIT), "warmup"], self.log, env)
         totals = warmup_totals(run_dir)
         if totals["hit"] != len(self.files):
             raise BenchError(f"{target} re-run: {totals['hit']} hits of {len(self.files)} files")
         note = f"report {totals['seconds']:.3f} s, {totals['hit']} hits"
-        res.rows.append(Row(target, RERUN, len(self.files), 0, t.seconds, None, note))
+        rows.append(Row(target, RERUN, len(self.files), 0, t.seconds, None, note))
         if not self.args.keep_copies:
             shutil.rmtree(cache)
+        return rows
 
-    def sweep(self, comfyui: Path, readers: list[int]) -> list[Row]:
-        """K concurrent ``dd`` readers, each K in ``readers``, cold cache before each."""
+    def sweep(self, comfyui: Path, readers: list[int], copy: bool = False) -> list[Row]:
+        """K concurrent ``dd`` readers, each K in ``readers``, cold cache before each; with
+        ``copy`` each writes its range to a local file and fsyncs it."""
         big = [(comfyui / "models" / f.rel, f.size) for f in self.files[: self.args.big_count]]
         rows = []
         for k in readers:
             slices = reader_slices(big, self.args.read_budget_mb * MB, k)
+            dest = self.fresh("dd-copies") if copy else None
+            if dest is not None:
+                dest.mkdir()
             self.cold(comfyui)
-            seconds, nbytes = parallel_read(slices, self.log)
-            rows.append(Row(VOLUME, PARALLEL, k, nbytes, seconds, None, f"{k} dd readers"))
+            seconds, nbytes = parallel_read(slices, self.log, copy_to=dest)
+            method = PARALLEL_COPY if copy else PARALLEL
+            note = "dd readers to local files, fsync" if copy else "dd readers"
+            rows.append(Row(VOLUME, method, k, nbytes, seconds, None, f"{k} {note}"))
+            if dest is not None:
+                shutil.rmtree(dest)
+        return rows
+
+    def round(self, shape: Shape) -> list[Row]:
+        """Every row once, in table order."""
+        rows = []
+        if LOCAL in self.args.targets:
+            rows += self.copies(LOCAL, self.source, None)
+            rows += self.warmups(LOCAL, self.source, None)
+        if VOLUME in self.args.targets:
+            mounted = self.work / "volume" / "ComfyUI"
+            with SlowVolume(self.source, mounted, shape) as vol:
+                rows += self.copies(VOLUME, mounted, vol)
+                rows += self.sweep(mounted, self.args.readers)
+                rows += self.sweep(mounted, self.args.readers[-3:], copy=True)
+                rows += self.warmups(VOLUME, mounted, vol)
         return rows
 
     def run(self) -> Results:
@@ -152,19 +193,16 @@ class Bench:
         res = Results(machine=_machine(), volume_shape=shape.describe(), smoke=self.args.smoke)
         res.extra["data_set"] = {"files": len(self.files), "bytes": self.nbytes}
         res.extra["warmup_env"] = self.extra
-        self.copies(LOCAL, self.source, res, None)
-        self.warmups(LOCAL, self.source, res, None)
-        mounted = self.work / "volume" / "ComfyUI"
-        with SlowVolume(self.source, mounted, shape) as vol:
-            self.copies(VOLUME, mounted, res, vol)
-            sweep = self.sweep(mounted, self.args.readers)
-            res.sweep = {r.files: r.mb_per_s or 0.0 for r in sweep}
-            res.rows.append(max(sweep, key=lambda r: r.mb_per_s or 0.0))
-            self.warmups(VOLUME, mounted, res, vol)
-        # The stand-in's own ceiling: the same readers with no latency and no caps.
-        with SlowVolume(self.source, mounted, Shape(0, 0, 0)):
-            raw = self.sweep(mounted, sorted({self.args.readers[0], self.args.readers[-1]}))
-        res.ceiling = {r.files: r.mb_per_s or 0.0 for r in raw}
+        res.extra["rounds"] = self.args.repeat
+        # Rounds rather than back-to-back repeats: a busy moment of a shared machine then
+        # slows one attempt of every method, not every attempt of one method.
+        attempts = [row for _ in range(self.args.repeat) for row in self.round(shape)]
+        res.rows, res.sweep = best_rows(attempts)
+        if VOLUME in self.args.targets:  # the stand-in's own ceiling: no latency, no caps
+            mounted = self.work / "volume" / "ComfyUI"
+            with SlowVolume(self.source, mounted, Shape(0, 0, 0)):
+                raw = self.sweep(mounted, sorted({self.args.readers[0], self.args.readers[-1]}))
+            res.ceiling = {r.files: r.mb_per_s or 0.0 for r in raw}
         return res
 
 
@@ -211,7 +249,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mount-mbps", type=float, default=400, help="volume MB/s for the mount")
     p.add_argument("--readers", default=None, help="parallel reader counts (1,2,4,8,12,16)")
     p.add_argument("--read-budget-mb", type=int, default=None, help="MB per reader count (768)")
+    p.add_argument(
+        "--repeat", type=int, default=None, help="rounds; each row is its best round (2)"
+    )
     p.add_argument("--warmup-env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--only",
+        choices=("local", "volume"),
+        default=None,
+        help="time one target only (the full table needs both)",
+    )
     p.add_argument(
         "--keep-copies",
         action="store_true",
@@ -228,8 +275,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         small_bytes=args.small_kb * 1000 if args.small_kb is not None else base.small_bytes,
     )
     args.big_count = args.spec.big_count
+    args.targets = {"local": (LOCAL,), "volume": (VOLUME,), None: (LOCAL, VOLUME)}[args.only]
     readers = args.readers or ("1,4" if args.smoke else "1,2,4,8,12,16")
     args.readers = [int(k) for k in readers.split(",")]
+    if args.repeat is None:
+        args.repeat = 1 if args.smoke else 2
     if args.read_budget_mb is None:
         args.read_budget_mb = 16 if args.smoke else 768
     if any("=" not in kv for kv in args.warmup_env):
