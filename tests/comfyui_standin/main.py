@@ -172,8 +172,11 @@ class State:
             return 404, None
         return 200, header["__metadata__"]
 
-    def load(self, folder: str, filename: str) -> tuple[int, Any]:
-        """Load a model as ComfyUI does: resolve, open, mmap, parse header, touch every page."""
+    def load(self, folder: str, filename: str, tensors: bool = False) -> tuple[int, Any]:
+        """Load a model as ComfyUI does: resolve, open, mmap, parse header, then touch every
+        page, or with ``tensors`` copy each tensor out of the map into memory of its own (what
+        ``safetensors.safe_open(...).get_tensor(k)`` does for every key in ComfyUI's
+        ``load_torch_file``), keeping them all until the load is done."""
         started = time.monotonic()
         path = self.paths.full_path(folder, filename)
         if path is None:
@@ -181,14 +184,28 @@ class State:
                 "error": f"Model in folder '{folder}' with filename '{filename}' not found."
             }
         recorder.record(event="load", path=path)
+        count = 0
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             (length,) = struct.unpack("<Q", m[:8])
-            json.loads(m[8 : 8 + length])
-            touched = 0
-            for offset in range(8 + length, len(m), mmap.PAGESIZE):
-                touched ^= m[offset]
+            header = json.loads(m[8 : 8 + length])
+            base = 8 + length
+            if tensors:
+                state_dict: dict[str, bytes] = {}
+                for key, info in header.items():
+                    if key != "__metadata__":
+                        begin, end = info["data_offsets"]
+                        state_dict[key] = m[base + begin : base + end]  # a copy (bytes)
+                count = len(state_dict)
+                del state_dict
+            else:
+                touched = 0
+                for offset in range(base, len(m), mmap.PAGESIZE):
+                    touched ^= m[offset]
             size = len(m)
-        return 200, {"path": path, "bytes": size, "seconds": time.monotonic() - started}
+        body: dict[str, Any] = {"path": path, "bytes": size, "seconds": time.monotonic() - started}
+        if tensors:
+            body["tensors"] = count
+        return 200, body
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -287,7 +304,11 @@ class Handler(BaseHTTPRequestHandler):
                 recorder.record(event="escape", pid=pid)
                 result = 200, {"pid": pid}
             case "load":
-                result = state.load(query.get("folder", ""), query.get("filename", ""))
+                result = state.load(
+                    query.get("folder", ""),
+                    query.get("filename", ""),
+                    tensors=query.get("tensors") == "1",
+                )
         return result
 
 
