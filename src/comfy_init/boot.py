@@ -83,13 +83,7 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     if mode == "blocking":
-        finished = supervise.run_worker(
-            lambda cancel: _warm(settings, cancel),
-            name="warmup",
-            reaper=reaper,
-            wakeup=wakeup,
-            cancel_grace=WARMUP_CANCEL_SECONDS,
-        )
+        finished = _warm_under_pid1(settings, reaper, wakeup)
         if finished.signum is not None:
             return _interrupted(finished.signum, "warmup")
         if finished.error is not None:
@@ -170,14 +164,21 @@ def _warm(settings: Settings, cancel: threading.Event) -> Report:
     return engine.run(settings, config=None, cancel=cancel)
 
 
-def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
-    finished = supervise.run_worker(
+def _warm_under_pid1(
+    settings: Settings, reaper: Reaper, wakeup: Wakeup
+) -> supervise.Finished[Report]:
+    """Warm in a worker thread while the main thread takes signals and reaps."""
+    return supervise.run_worker(
         lambda cancel: _warm(settings, cancel),
         name="warmup",
         reaper=reaper,
         wakeup=wakeup,
         cancel_grace=WARMUP_CANCEL_SECONDS,
     )
+
+
+def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
+    finished = _warm_under_pid1(settings, reaper, wakeup)
     if finished.signum is not None:
         return _interrupted(finished.signum, "warmup")
     if finished.error is not None:
