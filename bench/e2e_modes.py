@@ -63,7 +63,9 @@ class ModeRun:
 class Options:
     work: Path
     ready_timeout: float = 300.0
+    rounds: int = 1  # in-process model loads (bench.e2e), the fastest kept
     switches: int = 4
+    settle_seconds: float = 0.0  # quiet time before the idle window
     idle_seconds: float = 0.0  # 0: no footprint
     scrape_seconds: float = 0.0
     extra_env: tuple[tuple[str, str], ...] = ()
@@ -158,6 +160,7 @@ def run_mode(target: Target, mode: str, models: list[Model], opts: Options) -> M
         for i in range(opts.switches):
             run.switches.append(load_via_comfyui(boot, pair[i % 2], cache))
         if opts.idle_seconds > 0:
+            time.sleep(opts.settle_seconds)
             run.footprint.append(e2e_footprint.measure(boot, "idle", opts.idle_seconds))
         if opts.scrape_seconds > 0:
             window = e2e_footprint.measure(boot, "scraped 1/s", opts.scrape_seconds, 1.0)

@@ -36,7 +36,7 @@ def write_png(results: Results, path: Path) -> None:
             [r.ready for r in runs],
             color=[COLOURS[r.mode] for r in runs],
         )
-        ready_ax.bar_label(bars, fmt="%.1f s", fontsize=8)
+        ready_ax.bar_label(bars, fmt=_seconds, fontsize=8)
         ready_ax.set_title(f"{target}: time to ready", fontsize=10)
         ready_ax.set_ylabel("seconds from comfy-init start")
         ready_ax.tick_params(axis="x", labelsize=8)
@@ -50,7 +50,7 @@ def write_png(results: Results, path: Path) -> None:
         for i, (label, secs, colour) in enumerate(series):
             xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(secs))]
             bars = load_ax.bar(xs, secs, width, label=label, color=colour)
-            load_ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            load_ax.bar_label(bars, fmt=_seconds, fontsize=7)
         load_ax.set_xticks(range(len(names)), names, fontsize=8)
         load_ax.set_title(f"{target}: model load through ComfyUI (first after start)", fontsize=10)
         load_ax.set_ylabel("seconds")
@@ -60,3 +60,7 @@ def write_png(results: Results, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"

@@ -38,7 +38,8 @@ class LoadRow:
     target: str
     source: str  # "volume" ($COMFYUI_PATH/models) or "cache"
     page_cache: str  # "cold" or "warm"
-    load: Load
+    load: Load  # the fastest round
+    rounds: tuple[float, ...] = ()  # seconds of every round
 
 
 @dataclass
@@ -131,7 +132,8 @@ class Results:
         lines = [
             "",
             f"**Model load** of `{self.load_model}` (in-process, `safetensors.safe_open` + "
-            "`get_tensor` for every key):",
+            "`get_tensor` for every key; fastest of the rounds; volume: `$COMFYUI_PATH/models`, "
+            "on the local-disk target a plain directory):",
             "",
             _row("target", "read from", "page cache", "seconds", "MB/s", "vs volume, cold", "note"),
             _row("---", "---", "---", "---:", "---:", "---:", "---"),
@@ -140,6 +142,8 @@ class Results:
             base = self.load(r.target, "volume", COLD)
             ratio = base.seconds / r.load.seconds if base else None
             served = r.load.volume_bytes
+            note = "" if served is None else f"{served / MB:.0f} MB through FUSE; "
+            note += "rounds: " + ", ".join(f"{x:.2f}" for x in r.rounds) if r.rounds else ""
             lines.append(
                 _row(
                     r.target,
@@ -148,7 +152,7 @@ class Results:
                     f"{r.load.seconds:.2f}",
                     f"{r.load.nbytes / r.load.seconds / MB:.0f}",
                     _num(ratio, ".1f", "x"),
-                    "" if served is None else f"{served / MB:.0f} MB through FUSE",
+                    note,
                 )
             )
         return lines
