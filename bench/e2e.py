@@ -3,7 +3,7 @@
 Run it from the repository root, as root (it drops the page cache, mounts FUSE and starts
 the init in a PID namespace), after ``scripts/bootstrap`` (which installs the bench extra)::
 
-    .venv/bin/python -m bench.e2e                 # about 8 minutes, 3 GB of models
+    .venv/bin/python -m bench.e2e                 # about 10 minutes, 3 GiB of models
     .venv/bin/python -m bench.e2e --smoke         # well under a minute, tiny models (CI)
     .venv/bin/python -m bench.e2e --docs          # the full run, written to docs/bench/
 
