@@ -8,22 +8,36 @@ is read first, then the new one from its start) and truncation.  Files that exis
 relay starts are followed from their end, so a restart never replays old output.  A line
 still without its newline after ``PARTIAL_SECONDS`` (a progress bar redrawn with ``\\r``) is
 written as it is; the rest follows when it comes, nothing twice.
+
+The thread sleeps until something happens: inotify on the log folder (a write, a new file,
+a file renamed into place) wakes it at once; otherwise it wakes only when an unfinished line
+falls due and for a slow safety look every ``poll_seconds``.  Where inotify is unavailable
+(or the folder is missing) it looks every ``FALLBACK_POLL_SECONDS`` instead, trying to watch
+again each time.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+from inotify_simple import INotify, flags
 
 from comfy_init import logs
 
 log = logs.get_logger("relay")
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 5.0  # the safety look when inotify is watching
+FALLBACK_POLL_SECONDS = 0.2  # the look when it is not
 PARTIAL_SECONDS = 1.0
 READ_BYTES = 1 << 16
+JOIN_SECONDS = 2.0
+MASK = flags.MODIFY | flags.CREATE | flags.MOVED_TO
 
 
 class _Follower:
@@ -92,6 +106,10 @@ class _Follower:
             out, self.partial = out + self.partial, b""
         return out
 
+    def due(self) -> float | None:
+        """When the unfinished line (if any) is to be written as it is."""
+        return self.partial_since + PARTIAL_SECONDS if self.partial else None
+
     def close(self) -> None:
         if self.fh is not None:
             os.close(self.fh)
@@ -110,6 +128,11 @@ class LogRelay:
             p: _Follower(p, from_end=True) for p in self._paths()
         }
         self._thread = threading.Thread(target=self._run, name="log-relay", daemon=True)
+        self._wake_read, self._wake_write = os.pipe()
+        self._inotify: INotify | None = None
+        self._watching = False
+        self._poller = select.poll()
+        self._poller.register(self._wake_read, select.POLLIN)
 
     def _paths(self) -> list[Path]:
         try:
@@ -118,16 +141,20 @@ class LogRelay:
             return []
 
     def start(self) -> LogRelay:
+        self._watch()
         self._thread.start()
         return self
 
     def pump(self, *, final: bool = False) -> None:
         """Relay whatever is new in every log file now."""
-        now = time.monotonic()
         for path in self._paths():
             if path not in self._followers:
                 self._followers[path] = _Follower(path, from_end=False)
-        for follower in self._followers.values():
+        self._relay(self._followers.values(), final=final)
+
+    def _relay(self, followers: Iterable[_Follower], *, final: bool = False) -> None:
+        now = time.monotonic()
+        for follower in list(followers):
             try:
                 data = follower.poll(now, final=final)
             except OSError as exc:
@@ -144,15 +171,76 @@ class LogRelay:
         except OSError:  # stdout closed (no reader): drop, never block shutdown
             pass
 
+    # --- the thread: sleep until inotify, an unfinished line or the safety look wakes it
+    def _watch(self) -> None:
+        """Watch the log folder with inotify if possible (else the thread polls)."""
+        if self._watching:
+            return
+        try:
+            if self._inotify is None:
+                self._inotify = INotify()
+                self._poller.register(self._inotify.fileno(), select.POLLIN)
+            self._inotify.add_watch(self.log_dir, MASK)
+        except OSError as exc:
+            log.debug("relay_not_watching", folder=str(self.log_dir), error=str(exc))
+            return
+        self._watching = True
+
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            self.pump()
+        next_look = 0.0  # first look at once: what was written before the watch began
+        while not self._stop.is_set():
+            changed = None
+            if time.monotonic() < next_look:
+                changed = self._sleep(self._timeout(time.monotonic(), next_look))
+                if self._stop.is_set():
+                    return
+            if changed is None or not changed <= self._followers.keys():
+                self._watch()
+                self.pump()
+            else:
+                self._relay(self._followers[p] for p in changed)
+            if changed is None:
+                next_look = time.monotonic() + self.poll_seconds
+
+    def _timeout(self, now: float, next_look: float) -> float:
+        wake = next_look if self._watching else now + FALLBACK_POLL_SECONDS
+        for follower in self._followers.values():
+            due = follower.due()
+            if due is not None:
+                wake = min(wake, due)
+        return max(0.0, wake - now)
+
+    def _sleep(self, timeout: float) -> set[Path] | None:
+        """Wait up to ``timeout``; the files that changed, or None: look at every file
+        (time is up, a file appeared, the kernel's queue overflowed, the watch is gone)."""
+        ready = self._poller.poll(math.ceil(timeout * 1000))
+        if self._inotify is None or not any(fd == self._inotify.fileno() for fd, _ in ready):
+            return None
+        changed: set[Path] = set()
+        for event in self._inotify.read(timeout=0):
+            if event.mask & (flags.Q_OVERFLOW | flags.IGNORED):
+                self._watching = not event.mask & flags.IGNORED
+                return None
+            if not event.name.endswith(".log"):
+                continue  # a rotated backup (comfyui.log.1) is not followed
+            if event.mask & (flags.CREATE | flags.MOVED_TO):
+                return None
+            changed.add(self.log_dir / event.name)
+        return changed
 
     def stop(self) -> None:
         """Stop following, after relaying what is left (unfinished lines included)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        os.write(self._wake_write, b"\0")
         if self._thread.is_alive():
-            self._thread.join(timeout=2 * self.poll_seconds + 1)
+            self._thread.join(timeout=JOIN_SECONDS)
         self.pump(final=True)
         for follower in self._followers.values():
             follower.close()
+        if not self._thread.is_alive():  # else it may still read them; they die with us
+            if self._inotify is not None:
+                self._inotify.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
