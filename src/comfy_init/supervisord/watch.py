@@ -12,10 +12,20 @@ Crash loops, in two layers:
 
 Readiness: each time a new ComfyUI process appears, ``GET /system_stats`` is polled until it
 answers, then ``comfyui_ready`` is logged with the seconds since the container started.
+
+Pace (``next_poll``): supervisord is asked every ``POLL_SECONDS`` only while ComfyUI is on
+its way up (STARTING, BACKOFF, RUNNING but not answering yet) or supervisord does not
+answer.  Once ComfyUI answered, or while it is down for good (FATAL, STOPPED, EXITED), one
+look every ``SETTLED_SECONDS`` is enough, except that a restart due sooner is kept to the
+second.  The answering ComfyUI's exit is seen at once all the same: the thread also sleeps on
+a pidfd of that process, so a crash or kill ends the slow pace the moment it happens.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +37,9 @@ from comfy_init.supervisord import rpc
 log = logs.get_logger("watch")
 
 PROGRAM = "comfyui"
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # while ComfyUI is on its way up
+SETTLED_SECONDS = 5.0  # once it answers, or is down for good
+ON_ITS_WAY = ("STARTING", "BACKOFF")
 PROBE_TIMEOUT = 1.0
 BACKOFF_GROWTH = 2.0
 BACKOFF_CAP_FACTOR = 10.0
@@ -48,8 +60,87 @@ class Backoff:
         return min(self.cap, self.initial * BACKOFF_GROWTH ** min(give_ups, 64))
 
 
+def next_poll(
+    statename: str | None,
+    answering: bool,
+    now: float,
+    restart_at: float | None,
+    *,
+    fast: float = POLL_SECONDS,
+    slow: float = SETTLED_SECONDS,
+) -> float:
+    """Seconds until the next look at supervisord.
+
+    ``statename`` is None when supervisord did not answer; ``answering``: the process in
+    that state has answered ``/system_stats`` and is still alive.
+    """
+    if statename is None or statename in ON_ITS_WAY:
+        return fast
+    if statename == "RUNNING" and not answering:
+        return fast
+    wait = slow
+    if restart_at is not None:
+        wait = min(wait, max(0.0, restart_at - now))
+    return wait
+
+
+class _Nap:
+    """The watcher's sleep: ends early when ``wake()`` is called or the watched process
+    (``watch(pid)``, through a pidfd) exits."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self._lock = threading.Lock()  # wake() never writes to a closed (reused) fd
+        self._closed = False
+        self.pid = 0  # the process watched
+        self._pidfd: int | None = None
+
+    def watch(self, pid: int) -> bool:
+        """Watch ``pid`` from now on (0: none); False if it is already gone."""
+        if pid == self.pid:
+            return True
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+        self.pid, self._pidfd = pid, None
+        if pid:
+            try:
+                self._pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                self.pid = 0
+                return False
+            except OSError as exc:  # no pidfd here: an exit is seen at the next slow look
+                log.debug("comfyui_exit_unwatched", pid=pid, error=str(exc))
+        return True
+
+    def sleep(self, seconds: float) -> int:
+        """Sleep up to ``seconds``; the pid of the watched process if it exited, else 0."""
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        if self._pidfd is not None:
+            poller.register(self._pidfd, select.POLLIN)
+        ready = poller.poll(math.ceil(seconds * 1000))
+        if self._pidfd is None or not any(fd == self._pidfd for fd, _ in ready):
+            return 0
+        gone = self.pid
+        self.watch(0)
+        return gone
+
+    def wake(self) -> None:
+        with self._lock:
+            if not self._closed:
+                os.write(self._write, b"\0")
+
+    def close(self) -> None:
+        self.watch(0)
+        with self._lock:
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
+
+
 class ComfyUIWatcher:
-    """A thread that polls supervisord about ``comfyui`` every ``poll_seconds``."""
+    """A thread that asks supervisord about ``comfyui``: every ``poll_seconds`` while it is
+    on its way up, every ``settled_seconds`` once it answers or is down for good."""
 
     def __init__(
         self,
@@ -59,18 +150,23 @@ class ComfyUIWatcher:
         container_started: float,
         backoff: Backoff,
         poll_seconds: float = POLL_SECONDS,
+        settled_seconds: float = SETTLED_SECONDS,
     ) -> None:
         self.client = client
         self.port = port
         self.container_started = container_started
         self.backoff = backoff
         self.poll_seconds = poll_seconds
+        self.settled_seconds = settled_seconds
+        self.statename: str | None = None  # at the last look; None: supervisord silent
         self.give_ups = 0
         self.restart_at: float | None = None
         self.seen_pid = 0
         self.ready_pid = 0
+        self.gone_pid = 0  # an answering process seen to exit (before supervisord says so)
         self.running_since: float | None = None
         self._stop = threading.Event()
+        self._nap = _Nap()
         self._thread = threading.Thread(target=self._run, name="comfyui-watch", daemon=True)
 
     def start(self) -> ComfyUIWatcher:
@@ -80,16 +176,45 @@ class ComfyUIWatcher:
     def stop(self) -> None:
         """Stop polling (never restarts ComfyUI afterwards); does not wait for a probe."""
         self._stop.set()
+        self._nap.wake()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.step(time.monotonic())
-            except (rpc.SupervisordUnavailable, rpc.RpcFault) as exc:
-                log.debug("watch_poll_failed", error=str(exc))
+        try:
+            while not self._stop.is_set():
+                gone = self._nap.sleep(self._next_poll(time.monotonic()))
+                if gone:
+                    self.gone_pid = gone
+                    log.debug("comfyui_exit_seen", pid=gone)
+                if self._stop.is_set():
+                    return
+                try:
+                    self.step(time.monotonic())
+                except (rpc.SupervisordUnavailable, rpc.RpcFault) as exc:
+                    self.statename = None
+                    log.debug("watch_poll_failed", error=str(exc))
+                if not self._nap.watch(self._answering_pid()):
+                    self.gone_pid = self.ready_pid
+        finally:
+            self._nap.close()
+
+    def _answering_pid(self) -> int:
+        """The pid of the RUNNING ComfyUI that answered and is not known to be gone, or 0."""
+        pid = self.ready_pid
+        return pid if self.statename == "RUNNING" and pid == self.seen_pid != self.gone_pid else 0
+
+    def _next_poll(self, now: float) -> float:
+        return next_poll(
+            self.statename,
+            self._answering_pid() != 0,
+            now,
+            self.restart_at,
+            fast=self.poll_seconds,
+            slow=self.settled_seconds,
+        )
 
     def step(self, now: float) -> None:
         info = self.client.get_process_info(PROGRAM)
+        self.statename = info.statename
         if info.pid and info.pid != self.seen_pid:
             self.seen_pid = info.pid
             log.info("comfyui_started", pid=info.pid)
@@ -143,6 +268,7 @@ class ComfyUIWatcher:
         elif now >= self.restart_at and not self._stop.is_set():
             self.restart_at = None
             log.warning("comfyui_restarting", give_ups=self.give_ups)
+            self.statename = "STARTING"  # asked to start: on its way up, look again soon
             try:
                 self.client.start_process(PROGRAM, wait=False)
             except rpc.RpcFault as exc:
