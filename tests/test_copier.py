@@ -3,11 +3,15 @@ cancel, failures, space."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
+import platform
+import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,3 +308,165 @@ def test_rate_limiter_gives_up_when_cancelled_while_waiting() -> None:
     assert limiter.acquire(limiter.burst, cancel)  # the first burst is free
     cancel.set()
     assert not limiter.acquire(limiter.burst, cancel)  # would have to wait: gives up at once
+
+
+def test_commit_syncs_no_directory_and_the_pool_syncs_each_one_once_after_its_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[Path, list[str]]] = []
+    real_sync_dir = copier.sync_dir
+
+    def spy(path: Path) -> None:
+        synced.append((path, sorted(p.name for p in path.iterdir())))
+        real_sync_dir(path)
+
+    monkeypatch.setattr(copier, "sync_dir", spy)
+    cache = tmp_path / "cache"
+    jobs = [
+        job_for(
+            i,
+            make_file(tmp_path / "vol" / f"m{i}.pt", 10 * KiB, seed=i),
+            cache / ("odd" if i % 2 else "even") / f"m{i}.pt",
+        )
+        for i in range(6)
+    ]
+    with CopyPool(
+        streams=3, chunk_bytes=MiB, cancel=threading.Event(), on_done=lambda o: None
+    ) as pool:
+        for job in jobs:
+            pool.submit(job)
+        assert pool.wait_idle(30)
+        assert all(job.dest.exists() for job in jobs)
+        assert synced == []  # every copy is in place, no directory synced yet
+        assert pool.sync_dirs() == []
+        assert synced == [
+            (cache / "even", ["m0.pt", "m2.pt", "m4.pt"]),
+            (cache / "odd", ["m1.pt", "m3.pt", "m5.pt"]),
+        ]
+        assert pool.sync_dirs() == []  # nothing renamed since: nothing to sync
+    assert len(synced) == 2
+
+
+def test_a_directory_that_cannot_be_synced_is_reported_and_the_others_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    real_sync_dir = copier.sync_dir
+
+    def spy(path: Path) -> None:
+        real_sync_dir(path)
+        synced.append(path)
+
+    monkeypatch.setattr(copier, "sync_dir", spy)
+    cache = tmp_path / "cache"
+    a = make_file(tmp_path / "vol" / "a.pt", KiB, seed=1)
+    b = make_file(tmp_path / "vol" / "b.pt", KiB, seed=2)
+    with CopyPool(
+        streams=2, chunk_bytes=MiB, cancel=threading.Event(), on_done=lambda o: None
+    ) as pool:
+        pool.submit(job_for(0, a, cache / "gone" / "a.pt"))
+        pool.submit(job_for(1, b, cache / "kept" / "b.pt"))
+        assert pool.wait_idle(30)
+        shutil.rmtree(cache / "gone")
+        failed = pool.sync_dirs()
+    assert [(path, exc.errno) for path, exc in failed] == [(cache / "gone", errno.ENOENT)]
+    assert synced == [cache / "kept"]
+
+
+def test_each_range_of_a_large_copy_starts_its_writeback_and_a_one_range_file_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[int, int]] = []
+    real_start = copier.start_writeback
+
+    def spy(fd: int, off: int, length: int) -> None:
+        started.append((off, length))
+        real_start(fd, off, length)
+
+    monkeypatch.setattr(copier, "start_writeback", spy)
+    big = make_file(tmp_path / "vol" / "big.safetensors", MiB + 5, seed=4)
+    small = make_file(tmp_path / "vol" / "small.safetensors", 100 * KiB, seed=5)
+    outs = run_pool(
+        [
+            job_for(0, big, tmp_path / "c" / big.name),
+            job_for(1, small, tmp_path / "c" / small.name),
+        ],
+        streams=3,
+        chunk=256 * KiB,
+    )
+    assert all(o.ok for o in outs.values())
+    assert sorted(started) == copier.split_ranges(MiB + 5, 256 * KiB)
+    assert digest(tmp_path / "c" / big.name) == digest(big)
+
+
+class _Range(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+
+
+class _Cachestat(ctypes.Structure):
+    _fields_ = tuple(
+        (name, ctypes.c_uint64)
+        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+    )
+
+
+def dirty_pages(fd: int) -> int:
+    """Dirty page-cache pages of the whole file, from cachestat(2) (Linux 6.5+)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    rng, st = _Range(0, 0), _Cachestat()
+    if platform.machine() not in ("x86_64", "aarch64") or libc.syscall(
+        451, fd, ctypes.byref(rng), ctypes.byref(st), 0
+    ):
+        pytest.skip("cachestat(2) is not available here")
+    return int(st.nr_dirty)
+
+
+def test_start_writeback_sends_a_ranges_dirty_pages_to_disk_without_an_fsync(
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(4 * MiB)
+    fd = os.open(tmp_path / "w.bin", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for _ in range(3):  # a sync run by another process may clean the pages first
+            os.pwrite(fd, data, 0)
+            if dirty_pages(fd):
+                break
+        else:
+            pytest.skip("this filesystem keeps no dirty pages to write back")
+        copier.start_writeback(fd, 0, len(data))
+        # Without it the pages would stay dirty for the kernel's 30 s expiry.
+        deadline = time.monotonic() + 10
+        while dirty_pages(fd) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dirty_pages(fd) == 0
+        assert os.pread(fd, 64, 0) == data[:64]
+    finally:
+        os.close(fd)
+
+
+def test_every_open_of_a_source_by_several_streams_shows_as_its_own_inotify_event(
+    tmp_path: Path,
+) -> None:
+    """The metrics sidecar matches open events with the report's ``source_opens``; inotify
+    merges an event with an identical one queued just before it, so two streams opening one
+    file back to back must not queue two identical events in a row."""
+    src = make_file(tmp_path / "vol" / "big.safetensors", 1 * MiB, seed=8)
+    calls: list[int] = []
+    ino = INotify()
+    try:
+        ino.add_watch(src.parent, iflags.OPEN)
+        out = run_pool(
+            [job_for(0, src, tmp_path / "c" / src.name)],
+            streams=4,
+            chunk=64 * KiB,
+            on_open=calls.append,
+            limiter=RateLimiter(4 * MiB),  # slow enough that every stream takes a range
+        )[0]
+        # Read only now: every event had the chance to merge with the one before it.
+        file_opens = [e for e in ino.read(timeout=0) if e.name == src.name]
+    finally:
+        ino.close()
+    assert out.ok
+    assert len(calls) >= 2
+    assert len(file_opens) == len(calls)

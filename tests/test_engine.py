@@ -19,7 +19,7 @@ from inotify_simple import flags as iflags
 
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
-from comfy_init.warmup import engine, progress
+from comfy_init.warmup import copier, engine, progress
 from comfy_init.warmup.copier import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
 
@@ -379,3 +379,29 @@ def test_progress_numbers() -> None:
     assert progress.bar_line(5 * progress.MB, 10 * progress.MB, 1e6, width=4).startswith(
         "[##..]  50%"
     )
+
+
+def test_each_cache_folder_is_synced_after_its_copies_land_and_before_the_report_says_done(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree.model("loras/a.safetensors", 10 * KiB)
+    tree.model("loras/b.safetensors", 10 * KiB, seed=1)
+    tree.model("vae/sub/c.pt", 3 * MiB)
+    tree.config("loras/*\nvae/**\n")
+    synced: list[tuple[Path, list[str], str | None]] = []
+    real_sync_dir = copier.sync_dir
+
+    def spy(path: Path) -> None:
+        on_disk = read_report(tree.run / "warmup-report.json")
+        names = sorted(p.name for p in path.iterdir() if not copier.is_partial(p.name))
+        synced.append((path, names, on_disk.state if on_disk else None))
+        real_sync_dir(path)
+
+    monkeypatch.setattr(copier, "sync_dir", spy)
+    report = warm(tree.settings())
+    assert report.state == "done"
+    assert {path for path, _, _ in synced} == {tree.cache / "loras", tree.cache / "vae" / "sub"}
+    assert {state for _, _, state in synced} == {"running"}
+    last = {path: names for path, names, _ in synced}
+    assert last[tree.cache / "loras"] == ["a.safetensors", "b.safetensors"]
+    assert last[tree.cache / "vae" / "sub"] == ["c.pt"]

@@ -205,6 +205,8 @@ class _Run:
                 self._start(pool, key)
             while not pool.wait_idle(SERVICE_SECONDS):
                 self._service()
+            for path, exc in pool.sync_dirs():  # every rename durable before the report says done
+                self.progress.dir_sync_failed(str(path), exc.strerror or str(exc))
         self._service()
         with self.lock:
             for rec in files:

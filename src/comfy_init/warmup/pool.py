@@ -6,6 +6,8 @@ readers far more than one.  The caller submits files in priority order (``submit
 the preallocated temp file); each worker opens the source itself (``on_open`` is called just
 before) and keeps it open for the next range of the same file; the stream that finishes a
 file's last range commits or aborts it and reports a ``CopyOutcome`` through ``on_done``.
+The renames are made durable in batches, one fsync per directory (``sync_dirs``): a crash
+before that can lose a rename (the next warmup copies the file again), never show a part.
 """
 
 from __future__ import annotations
@@ -80,10 +82,13 @@ class CopyPool:
         self._on_progress = on_progress
         self._on_open = on_open
         self._limiter = limiter
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the caller waits here: room, or idle
+        self._ready = threading.Condition(lock)  # idle streams wait here for a range
         self._heap: list[tuple[int, int, int, _Job, int]] = []
         self._seq = itertools.count()
         self._jobs: set[_Job] = set()
+        self._renamed_in: set[Path] = set()  # directories with renames not yet synced
         self._closing = False
         self._threads = [
             threading.Thread(target=self._work, name=f"copy-{i}", daemon=True)
@@ -102,7 +107,7 @@ class CopyPool:
             self._jobs.add(job)
             for off, length in ranges:
                 heapq.heappush(self._heap, (spec.key, off, next(self._seq), job, length))
-            self._cond.notify_all()
+            self._ready.notify(len(ranges))
         if not ranges:
             with self._cond:
                 job.finishing = True
@@ -125,10 +130,24 @@ class CopyPool:
         with self._cond:
             return sum(_unallocated(job.target) for job in self._jobs if not job.finishing)
 
+    def sync_dirs(self) -> list[tuple[Path, OSError]]:
+        """fsync each directory that got a copy renamed into it since the last call, once:
+        the renames are durable when this returns.  The directories that failed, and why
+        (their copies are whole either way; a lost rename means a copy made again)."""
+        with self._cond:
+            dirs, self._renamed_in = self._renamed_in, set()
+        failed = []
+        for path in sorted(dirs):
+            try:
+                copier.sync_dir(path)
+            except OSError as exc:
+                failed.append((path, exc))
+        return failed
+
     def close(self) -> None:
         with self._cond:
             self._closing = True
-            self._cond.notify_all()
+            self._ready.notify_all()
         for t in self._threads:
             t.join()
 
@@ -146,10 +165,10 @@ class CopyPool:
                 if self._closing:
                     return None
                 reader.close()  # an idle stream holds no descriptor
-                self._cond.wait()
+                self._ready.wait()
             _key, off, _seq, job, length = heapq.heappop(self._heap)
             job.unassigned -= 1
-            self._cond.notify_all()
+            self._cond.notify_all()  # room in the queue
             return job, off, length
 
     def _work(self) -> None:
@@ -193,6 +212,9 @@ class CopyPool:
                 copier.commit(job.target)
             except OSError as exc:
                 ok, error = False, exc
+            else:
+                with self._cond:
+                    self._renamed_in.add(job.target.dest.parent)
         if not ok:
             copier.abort(job.target)
         outcome = CopyOutcome(

@@ -105,6 +105,9 @@ class Progress:
             error=rec.error,
         )
 
+    def dir_sync_failed(self, path: str, error: str) -> None:
+        self._emit("warning", "dir_sync_failed", path=path, error=error)
+
     def failed(self, rec: FileRecord) -> None:
         self._emit("error", "file_failed", path=rec.source, error=rec.error, line=rec.line)
 
