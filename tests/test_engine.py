@@ -8,20 +8,27 @@ import io
 import json
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from inotify_simple import INotify
 from inotify_simple import flags as iflags
 
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
-from comfy_init.warmup import copier, engine, progress
+from comfy_init.warmup import copier, engine, live_report, progress
 from comfy_init.warmup.copier import PARTIAL_SUFFIX
-from comfy_init.warmup.report import read_report
+from comfy_init.warmup.live_report import LiveReport
+from comfy_init.warmup.pool import CopyPool
+from comfy_init.warmup.report import FILE_STATUSES, FileRecord, Report, Totals, read_report
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -381,6 +388,164 @@ def test_progress_numbers() -> None:
     )
 
 
+# --- the live report: incremental rendering, grouped writes
+
+
+def report_of(n: int, statuses: list[str]) -> Report:
+    files = [
+        FileRecord(
+            "loras",
+            f"m{i}.safetensors",
+            f"/v/loras/m{i}.safetensors",
+            f"/c/loras/m{i}.safetensors",
+            size=1000 + i,
+            status=statuses[i % len(statuses)],  # type: ignore[arg-type]
+            line=f"conf:{i + 1}",
+        )
+        for i in range(n)
+    ]
+    return Report("running", 42, 1.0, "conf", "/v", "/c", files=files)
+
+
+def without_seconds(doc: dict[str, object]) -> dict[str, object]:
+    totals = dict(doc["totals"])  # type: ignore[call-overload]
+    totals.pop("seconds")
+    return {**doc, "totals": totals}
+
+
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.just("status"), st.integers(0, 39), st.sampled_from(FILE_STATUSES)),
+        st.tuples(st.just("progress"), st.integers(0, 39), st.integers(0, 10**9)),
+        st.tuples(st.just("measured"), st.integers(0, 39), st.integers(0, 10**9)),
+        st.tuples(st.just("opened"), st.integers(0, 39), st.just(0)),
+        st.tuples(st.just("flush"), st.just(0), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@given(n=st.integers(1, 40), ops=changes)
+@hypothesis_settings(max_examples=60, deadline=None)
+def test_the_live_report_file_is_always_the_plain_rendering_of_the_records(
+    n: int, ops: list[tuple[str, int, object]]
+) -> None:
+    report = report_of(n, ["pending", "hit", "missing"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "warmup-report.json"
+        live = LiveReport(path, report, time.monotonic())
+        for op, index, arg in ops:
+            key = index % n
+            if op == "status":
+                live.set_status(key, arg, f"error {key}" if arg == "failed" else None)  # type: ignore[arg-type]
+            elif op == "progress":
+                live.progressed(key, arg)  # type: ignore[arg-type]
+            elif op == "measured":
+                live.measured(key, 0.5, arg)  # type: ignore[arg-type]
+            elif op == "opened":
+                live.opened(key)
+            else:
+                live.flush()
+            if op in ("opened", "flush"):
+                on_disk = json.loads(path.read_text())
+                assert without_seconds(on_disk) == without_seconds(
+                    json.loads(report.to_compact_json())
+                )
+                expected = asdict(Totals.of(report.files, 0.0))
+                assert without_seconds({"totals": on_disk["totals"]})["totals"] == {
+                    k: v for k, v in expected.items() if k != "seconds"
+                }
+        assert live.bytes_copied == sum(f.bytes_copied for f in report.files)
+
+
+def test_opened_returns_only_once_the_report_file_holds_that_open(tmp_path: Path) -> None:
+    report = report_of(6, ["copying"])
+    path = tmp_path / "warmup-report.json"
+    live = LiveReport(path, report, time.monotonic())
+    lagging: list[tuple[int, int, int]] = []
+
+    def stream(key: int) -> None:
+        for count in range(1, 31):
+            live.opened(key)
+            seen = json.loads(path.read_text())["files"][key]["source_opens"]
+            if seen < count:
+                lagging.append((key, count, seen))
+
+    threads = [threading.Thread(target=stream, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert lagging == []
+    assert [f["source_opens"] for f in json.loads(path.read_text())["files"]] == [30] * 6
+
+
+def test_opens_announced_while_a_write_is_under_way_share_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = report_of(4, ["copying"])
+    path = tmp_path / "warmup-report.json"
+    live = LiveReport(path, report, time.monotonic())
+    writing, release = threading.Event(), threading.Event()
+    writes: list[list[int]] = []
+    real_write = live_report.write_pieces
+
+    def slow_first_write(target: Path, pieces: list[bytes]) -> None:
+        if not writes:
+            writing.set()
+            assert release.wait(20)
+        real_write(target, pieces)
+        writes.append([f["source_opens"] for f in json.loads(target.read_text())["files"]])
+
+    monkeypatch.setattr(live_report, "write_pieces", slow_first_write)
+    first = threading.Thread(target=live.opened, args=(0,))
+    first.start()
+    assert writing.wait(20)
+    others = [threading.Thread(target=live.opened, args=(k,)) for k in (1, 2, 3)]
+    for t in others:
+        t.start()
+    wait_for(lambda: all(f.source_opens == 1 for f in report.files))
+    release.set()
+    for t in (first, *others):
+        t.join(20)
+    assert writes == [[1, 0, 0, 0], [1, 1, 1, 1]]
+
+
+def test_a_report_in_more_pieces_than_one_writev_takes_is_written_whole(tmp_path: Path) -> None:
+    pieces = [f"<{i}>".encode() for i in range(2 * live_report.IOV_MAX + 5)]
+    path = tmp_path / "doc.json"
+    live_report.write_pieces(path, pieces)
+    assert path.read_bytes() == b"".join(pieces)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert os.listdir(tmp_path) == ["doc.json"]  # no temp file left
+
+
+def test_a_warmup_of_more_files_than_one_writev_takes_writes_whole_reports_throughout(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = live_report.IOV_MAX + 20
+    for i in range(count):
+        tree.model(f"embeddings/e{i:04d}.pt", 100 + i)
+    tree.config("embeddings/*\n")
+    seen: list[tuple[int, str, int]] = []
+    real_write = live_report.write_pieces
+
+    def checked(target: Path, pieces: list[bytes]) -> None:
+        real_write(target, pieces)
+        doc = json.loads(target.read_text())
+        seen.append((len(doc["files"]), doc["state"], doc["totals"]["copied"]))
+
+    monkeypatch.setattr(live_report, "write_pieces", checked)
+    report = warm(tree.settings(WARMUP_STREAMS="4"))
+    assert report.state == "done"
+    assert report.totals.copied == count
+    assert seen
+    assert {(n, state) for n, state, _ in seen} == {(count, "running")}
+    assert [copied for _, _, copied in seen] == sorted(copied for _, _, copied in seen)
+    assert read_report(tree.run / "warmup-report.json") == report
+
+
 def test_each_cache_folder_is_synced_after_its_copies_land_and_before_the_report_says_done(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,3 +570,17 @@ def test_each_cache_folder_is_synced_after_its_copies_land_and_before_the_report
     last = {path: names for path, names, _ in synced}
     assert last[tree.cache / "loras"] == ["a.safetensors", "b.safetensors"]
     assert last[tree.cache / "vae" / "sub"] == ["c.pt"]
+
+
+def test_a_file_is_skipped_for_space_only_on_a_fresh_answer_from_the_filesystem(
+    small_cache: Path,
+) -> None:
+    space = engine.Space(small_cache)
+    with CopyPool(
+        streams=1, chunk_bytes=MiB, cancel=threading.Event(), on_done=lambda o: None
+    ) as idle_pool:
+        assert space.shortfall(idle_pool, MiB, 0, 0) is None
+        space.promised(100 * MiB)  # the estimate now says the cache is full, the disk does not
+        assert space.shortfall(idle_pool, MiB, 0, 0) is None
+        assert space.shortfall(idle_pool, 8 * MiB, 0, 0) == free_bytes(small_cache)
+        assert space.shortfall(idle_pool, MiB, 4 * MiB, 0) == free_bytes(small_cache)

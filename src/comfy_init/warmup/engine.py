@@ -24,12 +24,16 @@ from comfy_init.manifest import Expansion
 from comfy_init.settings import Settings
 from comfy_init.warmup import lock, plan
 from comfy_init.warmup.copier import RateLimiter, is_partial
+from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
-from comfy_init.warmup.report import FileRecord, FileStatus, Report, Totals, write_atomic
+from comfy_init.warmup.report import FileRecord, FileStatus, Report
 
 SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
 REPORT_EVERY_SECONDS = 1.0
+STATUS_WRITE_GAP = 0.1  # a finished file waits this long at most for the next report write
+DIR_SYNC_SECONDS = 1.0  # how often the renames of the copies made meanwhile are made durable
+SPACE_FRESH_SECONDS = 0.5  # how long a free-space answer is trusted for files that fit
 
 
 def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
@@ -142,9 +146,37 @@ def records_for(
     return records
 
 
+class Space:
+    """Free space on the cache filesystem for the next file: asked of the kernel when the
+    last answer is older than ``SPACE_FRESH_SECONDS`` or says the file does not fit, and in
+    between estimated as that answer minus the files submitted since (statfs is slow next
+    to a small file's copy).  A file is skipped only on a fresh answer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_free = 0  # free bytes, as last asked (minus the space already promised)
+        self._estimate = 0
+        self._asked = -SPACE_FRESH_SECONDS
+
+    def shortfall(self, pool: CopyPool, size: int, reserve: int, stale: int) -> int | None:
+        """None when ``size`` bytes fit (replacing a stale copy of ``stale`` bytes) and
+        leave ``reserve`` free; else the free bytes they do not fit in."""
+        fresh = time.monotonic() - self._asked < SPACE_FRESH_SECONDS
+        if fresh and plan.fits(size, self._estimate, reserve, stale):
+            return None
+        st = os.statvfs(self.path)
+        self._asked = time.monotonic()
+        self.last_free = self._estimate = st.f_bavail * st.f_frsize - pool.unallocated_bytes()
+        return None if plan.fits(size, self.last_free, reserve, stale) else self.last_free
+
+    def promised(self, size: int) -> None:
+        """A file of ``size`` bytes was submitted since the last answer."""
+        self._estimate -= size
+
+
 class _Run:
-    """The copying part of a run, under the lock.  Copy streams call ``_opened`` and
-    ``_progressed``; everything else happens on the caller's thread."""
+    """The copying part of a run, under the lock.  Copy streams call ``live.opened`` and
+    ``live.progressed``; everything else happens on the caller's thread."""
 
     def __init__(
         self,
@@ -159,20 +191,11 @@ class _Run:
         self.mtimes = mtimes  # dest -> the source mtime the plan was made with
         self.cancel = cancel
         self.progress = progress
-        self.lock = threading.Lock()  # guards the records and the report file
+        self.live = LiveReport(settings.report_path, report, time.monotonic())
         self.outcomes: queue.Queue[CopyOutcome] = queue.Queue()
-        self.started = time.monotonic()
-        self.last_write = 0.0
-        self.dirty = False  # a state changed since the report was last written
-        self.done_bytes = 0
+        self.space = Space(settings.cache_path)
+        self.last_dir_sync = time.monotonic()
         self.todo_bytes = sum(r.size for r in report.files if r.status == "pending")
-
-    def write(self) -> None:
-        """Rewrite the report with fresh totals (the caller holds ``self.lock``)."""
-        self.report.totals = Totals.of(self.report.files, time.monotonic() - self.started)
-        write_atomic(self.settings.report_path, self.report.to_compact_json())
-        self.last_write = time.monotonic()
-        self.dirty = False
 
     def execute(self) -> None:
         files = self.report.files
@@ -183,8 +206,7 @@ class _Run:
                 self.progress.cached(rec)
             elif rec.status == "missing":
                 self.progress.unmatched(rec)
-        with self.lock:
-            self.write()
+        self.live.flush()
         s = self.settings
         rate = s.warmup_max_bytes_per_second
         with CopyPool(
@@ -192,102 +214,87 @@ class _Run:
             chunk_bytes=s.warmup_chunk_bytes,
             cancel=self.cancel,
             on_done=self.outcomes.put,
-            on_progress=self._progressed,
-            on_open=self._opened,
+            on_progress=self.live.progressed,
+            on_open=self.live.opened,
             limiter=RateLimiter(rate) if rate else None,
         ) as pool:
             for key in todo:
                 while not pool.wait_for_room(SERVICE_SECONDS) and not self.cancel.is_set():
-                    self._service()
-                self._service()
+                    self._service(pool)
+                self._service(pool)
                 if self.cancel.is_set():
                     break
                 self._start(pool, key)
             while not pool.wait_idle(SERVICE_SECONDS):
-                self._service()
-            for path, exc in pool.sync_dirs():  # every rename durable before the report says done
-                self.progress.dir_sync_failed(str(path), exc.strerror or str(exc))
-        self._service()
-        with self.lock:
-            for rec in files:
-                if rec.status in ("pending", "copying"):
-                    rec.status = "interrupted"
-            self.report.state = "interrupted" if self.cancel.is_set() else "done"
-            self.report.finished_at = time.time()
-            self.write()
+                self._service(pool)
+            self._service(pool)
+            self._sync_dirs(pool)  # every rename durable before the report says done
+        for key, rec in enumerate(files):
+            if rec.status in ("pending", "copying"):
+                self.live.set_status(key, "interrupted")
+        self.report.state = "interrupted" if self.cancel.is_set() else "done"
+        self.report.finished_at = time.time()
+        self.live.write_final()
 
     def _start(self, pool: CopyPool, key: int) -> None:
         """Check the space for one file, then hand it to the pool."""
         rec = self.report.files[key]
         dest = Path(rec.dest)
-        st = os.statvfs(self.settings.cache_path)
-        free = st.f_bavail * st.f_frsize - pool.unallocated_bytes()
         stale = existing_copies([dest])[dest]
         reserve = self.settings.cache_reserve_bytes
-        if not plan.fits(rec.size, free, reserve, stale.size if stale else 0):
-            self._settle(rec, "skipped_space", f"needs {rec.size} bytes + reserve {reserve}")
+        free = self.space.shortfall(pool, rec.size, reserve, stale.size if stale else 0)
+        if free is not None:
+            self._settle(key, "skipped_space", f"needs {rec.size} bytes + reserve {reserve}")
             self.progress.skipped_space(rec, free, reserve)
             return
-        with self.lock:  # written by the first open of its source (``_opened``), at once
-            rec.status = "copying"
+        self.live.set_status(key, "copying")  # written by the first open of its source
         try:
             pool.submit(CopyJob(key, Path(rec.source), dest, rec.size, self.mtimes[rec.dest]))
+            self.space.promised(rec.size)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                self._settle(rec, "skipped_space", f"no space to preallocate: {exc.strerror}")
-                self.progress.skipped_space(rec, free, reserve)
+                self._settle(key, "skipped_space", f"no space to preallocate: {exc.strerror}")
+                self.progress.skipped_space(rec, self.space.last_free, reserve)
             else:
-                self._settle(rec, "failed", f"{exc.strerror}: {exc.filename or dest}")
+                self._settle(key, "failed", f"{exc.strerror}: {exc.filename or dest}")
                 self.progress.failed(rec)
 
-    def _settle(
-        self, rec: FileRecord, status: FileStatus, error: str | None, *, write: bool = True
-    ) -> None:
-        with self.lock:
-            rec.status = status
-            rec.error = error
-            self.dirty = True
-            if write:
-                self.write()
+    def _settle(self, key: int, status: FileStatus, error: str | None) -> None:
+        self.live.set_status(key, status, error)
+        self.live.flush()
 
-    def _opened(self, key: int) -> None:
-        """Before a stream opens the source: the report shows the open first."""
-        with self.lock:
-            self.report.files[key].source_opens += 1
-            self.write()
-
-    def _progressed(self, key: int, n: int) -> None:
-        with self.lock:
-            self.report.files[key].bytes_copied += n
-            self.done_bytes += n
-
-    def _service(self) -> None:
-        """Record finished files (one report write for all that finished together), log
-        progress, and rewrite the report at least about once a second."""
+    def _service(self, pool: CopyPool) -> None:
+        """Record finished files, log progress, and rewrite the report when a status
+        changed (one write for all that finished together) or about once a second."""
         while True:
             try:
                 out = self.outcomes.get_nowait()
             except queue.Empty:
                 break
             self._finished(out)
-        self.progress.tick(self.done_bytes, self.todo_bytes)
-        with self.lock:
-            if self.dirty or time.monotonic() - self.last_write >= REPORT_EVERY_SECONDS:
-                self.write()
+        self.progress.tick(self.live.bytes_copied, self.todo_bytes)
+        since = time.monotonic() - self.live.last_write
+        if (self.live.dirty and since >= STATUS_WRITE_GAP) or since >= REPORT_EVERY_SECONDS:
+            self.live.flush()
+        if time.monotonic() - self.last_dir_sync >= DIR_SYNC_SECONDS:
+            self._sync_dirs(pool)
+
+    def _sync_dirs(self, pool: CopyPool) -> None:
+        self.last_dir_sync = time.monotonic()
+        for path, exc in pool.sync_dirs():
+            self.progress.dir_sync_failed(str(path), exc.strerror or str(exc))
 
     def _finished(self, out: CopyOutcome) -> None:
         rec = self.report.files[out.key]
-        with self.lock:
-            rec.seconds = out.seconds
-            rec.bytes_copied = out.bytes_copied
+        self.live.measured(out.key, out.seconds, out.bytes_copied)
         if out.ok:
-            self._settle(rec, "copied", None, write=False)
+            self.live.set_status(out.key, "copied")
             self.progress.copied(rec, out.method)
         elif out.cancelled:
-            self._settle(rec, "interrupted", None, write=False)
+            self.live.set_status(out.key, "interrupted")
         elif out.no_space:
-            self._settle(rec, "skipped_space", out.error, write=False)
+            self.live.set_status(out.key, "skipped_space", out.error)
             self.progress.skipped_space(rec, 0, self.settings.cache_reserve_bytes)
         else:
-            self._settle(rec, "failed", out.error, write=False)
+            self.live.set_status(out.key, "failed", out.error)
             self.progress.failed(rec)
