@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
+from comfy_init.metrics import watcher as watcher_module
 from comfy_init.metrics.opens import OpenCounter
 from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.metrics.watcher import TreeEvent, TreeWatcher
@@ -328,3 +329,38 @@ def test_a_warmup_copy_opens_volume_files_without_moving_either_counter(
     assert opens(car.port, "loras", "volume") in (None, 0.0)
     assert opens(car.port, "loras", "cache") in (None, 0.0)
     assert discounted(car.port, "volume", "warmup") == copier_opens
+
+
+def test_stop_wakes_a_watcher_asleep_with_every_root_watched(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "loras").mkdir(parents=True)
+    watcher = TreeWatcher({"cache": cache}, lambda _event: None)
+    watcher.start()
+    try:
+        assert watcher.ready.wait(10)
+    finally:
+        watcher.stop(timeout=3600)  # only the wake-up can end the thread's sleep
+    assert not watcher.alive()
+
+
+def test_a_root_that_appears_later_is_watched_and_its_files_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "ROOT_RETRY_SECONDS", 0.05)
+    cache = tmp_path / "cache"
+    events: list[TreeEvent] = []
+    watcher = TreeWatcher({"cache": cache}, events.append)
+    watcher.start()
+    try:
+        assert watcher.ready.wait(10)
+        assert watcher.watch_counts() == {"cache": 0}
+        (cache / "loras").mkdir(parents=True)
+        wait_for(lambda: watcher.watch_counts() == {"cache": 2}, 10, "the new root's watches")
+        (cache / "loras" / "late.safetensors").write_bytes(b"x")
+        wait_for(
+            lambda: ("close_write", "late.safetensors") in {(e.kind, e.name) for e in events},
+            10,
+            "the file written in the new root",
+        )
+    finally:
+        watcher.stop()

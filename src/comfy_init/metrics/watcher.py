@@ -6,7 +6,8 @@ created later are watched as they appear (IN_CREATE/IN_MOVED_TO with IN_ISDIR); 
 files already inside such a new directory are reported as ``found``.  Hidden directories
 are not watched (ComfyUI finds no models there; it saves inotify watches).  A root that is
 missing (the cache before the first warmup) or removed is looked for again every few
-seconds.
+seconds.  Otherwise the thread sleeps until the kernel has events for it (or ``stop()``
+wakes it through a pipe): no timer.
 
 Only model files are reported (``model_files.is_model_name``), as ``TreeEvent``s with kind
 ``open``, ``create``, ``close_write``, ``moved_to`` or ``found``; a kernel queue overflow is
@@ -16,7 +17,9 @@ are dropped.
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +43,6 @@ MASK = (
     | flags.ONLYDIR
 )
 ROOT_RETRY_SECONDS = 5.0
-READ_TIMEOUT_MS = 300  # how long stop() may wait for the thread
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class TreeWatcher:
         self._dirs: dict[int, tuple[str, Path]] = {}  # wd → (location, directory)
         self._root_wds: dict[str, int] = {}
         self._stop = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._run, name="inotify", daemon=True)
         self._limit_logged = False
         self.ready = threading.Event()  # set once every existing root is watched
@@ -75,11 +78,16 @@ class TreeWatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
+        os.write(self._wake_write, b"\0")
         if self._thread.is_alive():
             self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.inotify.close()  # else the thread still reads it; it dies with the process
+        if not self._thread.is_alive():  # else the thread still reads them; they die with us
+            self.inotify.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -95,9 +103,18 @@ class TreeWatcher:
         try:
             self._watch_roots()
             self.ready.set()
+            poller = select.poll()
+            poller.register(self.inotify.fileno(), select.POLLIN)
+            poller.register(self._wake_read, select.POLLIN)
             next_roots = time.monotonic() + ROOT_RETRY_SECONDS
             while not self._stop.is_set():
-                for event in self.inotify.read(timeout=READ_TIMEOUT_MS):
+                timeout = None  # every root watched: sleep until there are events
+                if self._missing_root():
+                    timeout = math.ceil(max(0.0, next_roots - time.monotonic()) * 1000)
+                poller.poll(timeout)
+                if self._stop.is_set():
+                    return
+                for event in self.inotify.read(timeout=0):
                     self._dispatch(event.wd, event.mask, event.name)
                 if time.monotonic() >= next_roots:
                     self._watch_roots()
@@ -107,6 +124,9 @@ class TreeWatcher:
                 log.error("inotify_watcher_failed", error=repr(exc))
         finally:
             self.ready.set()
+
+    def _missing_root(self) -> bool:
+        return any(self._root_wds.get(loc) not in self._dirs for loc in self.roots)
 
     def _watch_roots(self) -> None:
         for location, root in self.roots.items():
