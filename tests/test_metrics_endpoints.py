@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
 from comfy_init.errors import EXIT_ENVIRONMENT
+from comfy_init.metrics.endpoints import Server
 from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.warmup.report import Report, write_report
 from comfyui_standin.harness import StandinProcess, free_port
@@ -143,6 +145,43 @@ def test_readyz_does_not_wait_for_a_background_warmup(
     )
     car = start_sidecar(COMFYUI_PORT=str(proc.port), WARMUP_MODE="background")
     assert request(car.port, "/readyz")[0] == 200
+
+
+# --- the server's sleep: no timer, woken by a request or by shutdown()
+
+
+def bare_server() -> Server:
+    return Server("127.0.0.1", 0, CollectorRegistry(), lambda: (True, "ok"), lambda: (True, "ok"))
+
+
+def test_the_server_answers_requests_in_a_row_and_shutdown_ends_its_sleep() -> None:
+    server = bare_server()
+    port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve, name="test-http", daemon=True)
+    thread.start()
+    try:
+        for _ in range(3):
+            assert request(port, "/healthz")[::2] == (200, b"ok\n")
+    finally:
+        server.shutdown()  # waits for serve() to return
+        server.server_close()
+    assert not thread.is_alive()
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", port), timeout=2),
+    ):
+        pass
+
+
+def test_a_shutdown_before_serve_starts_makes_serve_return_at_once() -> None:
+    server = bare_server()
+    server.shutdown()
+    thread = threading.Thread(target=server.serve, name="test-http", daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    alive = thread.is_alive()
+    server.server_close()
+    assert not alive
 
 
 # --- the command

@@ -293,3 +293,35 @@ def test_the_sidecar_copies_a_download_back_and_counts_it(
     assert 'comfyinit_writeback_files_total{type="checkpoints"} 1.0' in text
     assert 'comfyinit_writeback_bytes_total{type="checkpoints"} 50000.0' in text
     assert list((volume / "checkpoints").iterdir()) == [dest]
+
+
+# --- the loop's timing: asleep until the next candidate is due or one is noticed
+
+
+def test_the_loop_sleeps_until_the_first_candidate_is_due_and_a_notice_wakes_it(
+    tree: Tree,
+) -> None:
+    assert tree.wb.seconds_to_next(300.0) == 300.0  # nothing pending: the longest sleep
+    assert not tree.wb.wake.is_set()
+    first = tree.drop("loras/a.safetensors", b"a")
+    tree.wb.notice("loras", "a.safetensors", first)
+    assert tree.wb.wake.is_set()
+    assert tree.wb.seconds_to_next(300.0) == SETTLE
+    tree.wb.wake.clear()
+    tree.clock.now += 2.0
+    second = tree.drop("checkpoints/b.safetensors", b"b")
+    tree.wb.notice("checkpoints", "b.safetensors", second)
+    assert tree.wb.wake.is_set()
+    assert tree.wb.seconds_to_next(300.0) == SETTLE - 2.0  # the first one is due first
+    assert tree.wb.seconds_to_next(1.0) == 1.0
+    tree.clock.now += SETTLE
+    assert tree.wb.seconds_to_next(300.0) == 0.0  # overdue: look now
+
+
+def test_a_failed_copy_puts_the_next_look_at_its_retry_time(tree: Tree) -> None:
+    src = tree.drop("vae/fails.safetensors", b"x" * 10)
+    (tree.volume / "vae").write_bytes(b"a file where the folder should be")
+    tree.wb.notice("vae", "fails.safetensors", src)
+    tree.settle()
+    assert tree.wb.stats.failures == {"vae": 1}
+    assert tree.wb.seconds_to_next(300.0) == 30.0

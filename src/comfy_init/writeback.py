@@ -102,6 +102,9 @@ class WriteBack:
         self._lock = threading.Lock()
         self._candidates: dict[Path, Candidate] = {}
         self.stats = Stats(defaultdict(int), defaultdict(int), defaultdict(int))
+        # Set by ``notice`` so that a loop asleep until the next due candidate looks again
+        # (whoever stops that loop sets it too).
+        self.wake = threading.Event()
 
     def notice(self, type_: str, name: str, path: Path) -> None:
         """``path`` (a model file in the cache) may be new or was just written: look at it
@@ -113,6 +116,7 @@ class WriteBack:
                 self._candidates[path] = Candidate(type_, name, path, due)
             else:
                 cand.due, cand.size, cand.mtime_ns = due, -1, -1
+        self.wake.set()
 
     def scan(self) -> int:
         """Notice every model file in the cache (files downloaded while we were down)."""
@@ -126,6 +130,14 @@ class WriteBack:
     def pending(self) -> int:
         with self._lock:
             return len(self._candidates)
+
+    def seconds_to_next(self, longest: float) -> float:
+        """Seconds until the next candidate is due (0 if one is), at most ``longest``."""
+        with self._lock:
+            first = min((c.due for c in self._candidates.values()), default=None)
+        if first is None:
+            return longest
+        return max(0.0, min(longest, first - self.clock()))
 
     def run_due(self, stop: threading.Event) -> None:
         """Handle every candidate whose time has come (called by the sidecar's loop)."""

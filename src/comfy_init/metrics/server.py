@@ -1,21 +1,21 @@
 """``comfy-init metrics``: the sidecar's main loop, run by supervisord beside ComfyUI.
 
 The stop-signal handlers are already installed by ``cli`` (``pid1.early``); the main thread
-starts the sidecar and polls for a stop signal, then shuts everything down and exits 0.
+starts the sidecar and sleeps on the signal wake-up pipe (``pid1.wakeup``) until a stop
+signal arrives, then shuts everything down and exits 0.
 """
 
 from __future__ import annotations
 
-import time
-
 from comfy_init import errors, logs
 from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.pid1 import early
+from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
 
 log = logs.get_logger("metrics")
 
-POLL_SECONDS = 0.2
+IDLE_SECONDS = 60.0  # a safety net only: a signal wakes the main thread at once
 
 
 def run(settings: Settings) -> int:
@@ -28,12 +28,14 @@ def run(settings: Settings) -> int:
             f"{exc.strerror or exc} (set METRICS_PORT / METRICS_ADDR to a free address)"
         ) from exc
     signum = None
+    wakeup: Wakeup | None = None
     try:
-        while signum is None:
-            signum = early.take()
-            if signum is None:
-                time.sleep(POLL_SECONDS)
+        wakeup = Wakeup()  # a signal from now on wakes wait(); earlier ones wait in take()
+        while (signum := early.take()) is None:
+            wakeup.wait(IDLE_SECONDS)
     finally:
         sidecar.stop()
+        if wakeup is not None:
+            wakeup.close()
     log.info("metrics_stopped", signal=signum)
     return errors.EXIT_OK

@@ -4,9 +4,12 @@ Every root it reads is injected through ``Settings`` (cache, models, report, sup
 socket, ComfyUI port) or a keyword (``/proc``), so tests run it against temp trees.
 
 Threads: ``probe`` (ComfyUI + supervisord + watchdog, every ``WATCHDOG_INTERVAL``),
-``scan`` (report → open counter every second; cache walk and residency every
-``cache_scan_seconds``), ``writeback`` (copies downloads back), ``inotify`` (the watcher)
-and the HTTP server.  ``stop()`` ends them all within a few seconds.
+``scan`` (report → open counter every second while a warmup runs, else with the cache walk
+and residency every ``cache_scan_seconds``), ``writeback`` (copies downloads back: sleeps
+until a candidate is due or one is noticed), ``inotify`` (the watcher) and the HTTP server
+(asleep until a request).  None of them wakes on a short timer: each sleeps on an event that
+``stop()`` sets, so ``stop()`` ends them all at once (within ``STOP_SECONDS`` even when one
+is stuck).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ log = logs.get_logger("metrics.sidecar")
 READY_STATES = ("RUNNING", "STARTING")
 # supervisord gives the sidecar 2 s between SIGTERM and SIGKILL.
 STOP_SECONDS = 1.5
+REPORT_SECONDS = 1.0  # the report is read this often while a warmup runs
+WRITEBACK_IDLE_SECONDS = 300.0  # longest write-back sleep (a safety net: notices wake it)
+WRITEBACK_MIN_SECONDS = 0.05  # shortest, so a candidate left due cannot spin the loop
+WRITEBACK_FAILED_SECONDS = 1.0  # after a round that raised
 
 
 class Sidecar:
@@ -113,12 +120,7 @@ class Sidecar:
             )
             thread.start()
             self.threads.append(thread)
-        serve = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="http",
-            daemon=True,
-        )
+        serve = threading.Thread(target=self.server.serve, name="http", daemon=True)
         serve.start()
         self.threads.append(serve)
         log.info(
@@ -134,8 +136,9 @@ class Sidecar:
         (in a probe of a hung ComfyUI, say): the threads are daemons and die with us."""
         deadline = time.monotonic() + budget
         self.stop_event.set()
+        self.writeback.wake.set()
         if self.server is not None and any(t.name == "http" for t in self.threads):
-            self.server.shutdown()  # returns within serve_forever's poll interval
+            self.server.shutdown()  # wakes the serving thread at once
         if self.server is not None:
             self.server.server_close()
         self.watcher.stop(timeout=max(0.0, deadline - time.monotonic()))
@@ -154,23 +157,29 @@ class Sidecar:
     # --- loops
     def _scan_loop(self, stop: threading.Event) -> None:
         next_scan = 0.0
-        ticks = 0.0
         while not stop.is_set():
-            self.counter.update_report(self._quiet_report())
-            if ticks >= next_scan:
+            report = self._quiet_report()
+            self.counter.update_report(report)
+            if time.monotonic() >= next_scan:
                 self.cache.rescan(stop)
-                next_scan = ticks + self.cache_scan_seconds
-            stop.wait(1.0)
-            ticks += 1.0
+                next_scan = time.monotonic() + self.cache_scan_seconds
+            warming = report is not None and report.state == "running"
+            wait = next_scan - time.monotonic()
+            stop.wait(max(0.0, min(wait, REPORT_SECONDS) if warming else wait))
 
     def _writeback_loop(self, stop: threading.Event) -> None:
         self.writeback.scan()
         while not stop.is_set():
+            self.writeback.wake.clear()
+            wait = WRITEBACK_MIN_SECONDS
             try:
                 self.writeback.run_due(stop)
             except Exception as exc:  # keep trying; each failure is logged
                 log.error("writeback_round_failed", error=repr(exc))
-            stop.wait(1.0)
+                wait = WRITEBACK_FAILED_SECONDS
+            wait = max(wait, self.writeback.seconds_to_next(WRITEBACK_IDLE_SECONDS))
+            if not stop.is_set():
+                self.writeback.wake.wait(wait)
 
     def _on_event(self, event: TreeEvent) -> None:
         if event.kind == "open":
