@@ -2,7 +2,8 @@
 
 It is the contract between the warmup (writer) and the metrics sidecar (reader): the sidecar
 never imports the copier, it reads this file.  Written atomically (temp + fsync + rename)
-whenever a file changes state, so a reader always sees a whole document.
+before every open of a source file and within 0.1 s of every other state change
+(``live_report.py``), so a reader always sees a whole document.
 
 Schema (``version`` 1)::
 
