@@ -216,3 +216,25 @@ def test_stop_wakes_a_sleeping_relay_and_its_thread_ends(
     relay.stop()
     assert [t for t in threading.enumerate() if t.name == "log-relay"] == []
     assert got.read_text() == "last words"
+
+
+@pytest.mark.usefixtures("no_timer")
+def test_a_burst_of_writes_is_gathered_into_a_few_reads_each_line_once_in_order(
+    tmp_path: Path, out: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd, got = out
+    relay = LogRelay(tmp_path, out_fd=fd, poll_seconds=3600).start()
+    writes: list[bytes] = []
+    real_write = relay._write
+    monkeypatch.setattr(relay, "_write", lambda data: (writes.append(data), real_write(data)))
+    lines = [f"step {i}\n" for i in range(40)]
+    try:
+        with (tmp_path / "comfyui.log").open("a", encoding="utf-8") as log:
+            for line in lines:  # one write(2) per line, a few ms apart: a progress bar
+                log.write(line)
+                log.flush()
+                time.sleep(0.005)
+        assert wait_text(got, "".join(lines)) == "".join(lines)
+    finally:
+        relay.stop()
+    assert len(writes) <= 10  # not one wake-up per line

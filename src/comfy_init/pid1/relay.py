@@ -11,9 +11,12 @@ written as it is; the rest follows when it comes, nothing twice.
 
 The thread sleeps until something happens: inotify on the log folder (a write, a new file,
 a file renamed into place) wakes it at once; otherwise it wakes only when an unfinished line
-falls due and for a slow safety look every ``poll_seconds``.  Where inotify is unavailable
-(or the folder is missing) it looks every ``FALLBACK_POLL_SECONDS`` instead, trying to watch
-again each time.
+falls due and for a slow safety look every ``poll_seconds``.  A line after a quiet spell is
+read at once; a busy log does not wake it for every write: once writes come less than
+``GAP_SECONDS`` after a read, the thread lets them gather until that much time has passed and
+reads them together (so a stream costs at most one wake-up per ``GAP_SECONDS``, and no line
+waits longer).  Where inotify is unavailable (or the folder is missing) it looks every
+``FALLBACK_POLL_SECONDS`` instead, trying to watch again each time.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logs.get_logger("relay")
 POLL_SECONDS = 5.0  # the safety look when inotify is watching
 FALLBACK_POLL_SECONDS = 0.2  # the look when it is not
 PARTIAL_SECONDS = 1.0
+GAP_SECONDS = 0.1  # least time between two reads of a busy log: its lines' longest wait
 READ_BYTES = 1 << 16
 JOIN_SECONDS = 2.0
 MASK = flags.MODIFY | flags.CREATE | flags.MOVED_TO
@@ -131,8 +135,12 @@ class LogRelay:
         self._wake_read, self._wake_write = os.pipe()
         self._inotify: INotify | None = None
         self._watching = False
-        self._poller = select.poll()
+        self._poller = select.poll()  # the wake-up pipe and inotify
         self._poller.register(self._wake_read, select.POLLIN)
+        self._stop_poller = select.poll()  # the wake-up pipe alone
+        self._stop_poller.register(self._wake_read, select.POLLIN)
+        self._last_read = 0.0
+        self._busy = False  # the last wake came less than GAP_SECONDS after a read
 
     def _paths(self) -> list[Path]:
         try:
@@ -194,6 +202,7 @@ class LogRelay:
                 changed = self._sleep(self._timeout(time.monotonic(), next_look))
                 if self._stop.is_set():
                     return
+            self._last_read = time.monotonic()
             if changed is None or not changed <= self._followers.keys():
                 self._watch()
                 self.pump()
@@ -213,8 +222,18 @@ class LogRelay:
     def _sleep(self, timeout: float) -> set[Path] | None:
         """Wait up to ``timeout``; the files that changed, or None: look at every file
         (time is up, a file appeared, the kernel's queue overflowed, the watch is gone)."""
-        ready = self._poller.poll(math.ceil(timeout * 1000))
-        if self._inotify is None or not any(fd == self._inotify.fileno() for fd, _ in ready):
+        end = time.monotonic() + timeout
+        changed_now = False
+        if self._busy:  # writes keep coming: let the next ones gather, then look once
+            self._hold(min(end, self._last_read + GAP_SECONDS) - time.monotonic())
+            changed_now = self._inotify_ready(0.0)
+            self._busy = changed_now
+        if not changed_now:
+            changed_now = self._inotify_ready(end - time.monotonic())
+            if changed_now and time.monotonic() - self._last_read < GAP_SECONDS:
+                self._busy = True  # a write soon after the last read: gather the next ones
+                self._hold(self._last_read + GAP_SECONDS - time.monotonic())
+        if not changed_now or self._inotify is None:
             return None
         changed: set[Path] = set()
         for event in self._inotify.read(timeout=0):
@@ -227,6 +246,16 @@ class LogRelay:
                 return None
             changed.add(self.log_dir / event.name)
         return changed
+
+    def _inotify_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for inotify events (or the stop wake-up): are there any?"""
+        ready = self._poller.poll(math.ceil(max(0.0, timeout) * 1000))
+        return self._inotify is not None and any(fd == self._inotify.fileno() for fd, _ in ready)
+
+    def _hold(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless stopped meanwhile."""
+        if seconds > 0 and not self._stop.is_set():
+            self._stop_poller.poll(math.ceil(seconds * 1000))
 
     def stop(self) -> None:
         """Stop following, after relaying what is left (unfinished lines included)."""
