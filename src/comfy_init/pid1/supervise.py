@@ -25,7 +25,7 @@ from comfy_init.pid1.wakeup import Deadline, Wakeup
 log = logs.get_logger("pid1")
 
 T = TypeVar("T")
-IDLE_SECONDS = 1.0  # longest sleep when nothing wakes the loop (a safety net only)
+IDLE_SECONDS = 10.0  # longest sleep when nothing wakes the loop: signals and SIGCHLD wake it
 STOP_POLL_SECONDS = 0.2
 
 
