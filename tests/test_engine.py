@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from inotify_simple import INotify
 from inotify_simple import flags as iflags
 
+import warmup_tree
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
 from comfy_init.warmup import copier, engine, live_report, progress
@@ -34,40 +34,7 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
-class Tree:
-    """A models tree, a cache and a run dir under tmp_path, and settings pointing at them."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.comfyui = root / "ComfyUI"
-        self.models = self.comfyui / "models"
-        self.cache = root / "cache"
-        self.run = root / "run"
-        self.models.mkdir(parents=True)
-        self.env = {
-            "COMFYUI_PATH": str(self.comfyui),
-            "CACHE_PATH": str(self.cache),
-            "RUN_DIR": str(self.run),
-            "COMFY_INIT_CONFIG_DIR": str(root / "etc"),
-            "CACHE_RESERVE_MB": "0",
-            "WARMUP_CHUNK_MB": "1",
-        }
-
-    def model(self, rel: str, size: int, seed: int = 0) -> Path:
-        path = self.models / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        block = hashlib.sha256(f"{rel}{seed}".encode()).digest() * 2048
-        path.write_bytes((block * (size // len(block) + 1))[:size])
-        return path
-
-    def config(self, text: str) -> Path:
-        path = self.comfyui / "warmup_models.conf"
-        path.write_text(text)
-        return path
-
-    def settings(self, **extra: str) -> settings.Settings:
-        return settings.from_env({**self.env, **extra})
-
+class Tree(warmup_tree.Tree):
     def partials(self) -> list[Path]:
         return [p for p in self.root.rglob("*") if p.name.endswith(PARTIAL_SUFFIX)]
 

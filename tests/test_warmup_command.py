@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import pytest
 from comfy_init.warmup.copier import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
 from comfyui_standin.harness import StandinProcess
+from warmup_tree import Tree
 
 COMFY_INIT = Path(sys.executable).with_name("comfy-init")
 KiB = 1024
@@ -26,37 +26,13 @@ MiB = 1024 * KiB
 pytestmark = pytest.mark.timeout(90)
 
 
-class Setup:
+class Setup(Tree):
+    """A tree for ``comfy-init warmup`` run as a subprocess."""
+
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.comfyui = root / "ComfyUI"
-        self.models = self.comfyui / "models"
-        self.cache = root / "cache"
-        self.run = root / "run"
-        self.models.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "COMFYUI_PATH": str(self.comfyui),
-            "CACHE_PATH": str(self.cache),
-            "RUN_DIR": str(self.run),
-            "COMFY_INIT_CONFIG_DIR": str(root / "etc"),
-            "CACHE_RESERVE_MB": "0",
-            "WARMUP_CHUNK_MB": "1",
-            "LOG_FORMAT": "json",
-        }
+        super().__init__(root)
+        self.env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOG_FORMAT": "json"}
         self.procs: list[subprocess.Popen[bytes]] = []
-
-    def model(self, rel: str, size: int, seed: int = 0) -> Path:
-        path = self.models / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        block = hashlib.sha256(f"{rel}{seed}".encode()).digest() * 2048
-        path.write_bytes((block * (size // len(block) + 1))[:size])
-        return path
-
-    def config(self, text: str) -> Path:
-        path = self.comfyui / "warmup_models.conf"
-        path.write_text(text)
-        return path
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
