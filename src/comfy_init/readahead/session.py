@@ -126,9 +126,10 @@ class Session:
             with self._lock:
                 done_at = dict(self.replay.outcome.done_at) if self.replay else {}
             prefetched = early = unlisted = 0
+            exist = {e.path for e in entries if e.kind == "file"}
             for s in seen:
-                if s.kind != "file" or s.path not in opened:
-                    continue
+                if s.kind != "file" or s.path not in opened or s.path not in exist:
+                    continue  # mapped by the linker, or an open that failed (a missing .pyc)
                 done = done_at.get(s.path)
                 if done is not None and done <= s.at:
                     prefetched += 1

@@ -46,7 +46,6 @@ class _Recorder:
         self.root = root.rstrip("/") + "/"
         self.seen: set[tuple[str, str]] = set()
         self.fd = -1
-        self.pid = -1
         self.lines = 0
         self.active = True
         self.busy = False
@@ -60,13 +59,18 @@ class _Recorder:
             if os.path.exists(self.stop_file) or self.lines >= _MAX_LINES:
                 self.active = False
                 return
-        if self.pid != os.getpid():  # first write, or in a forked child
-            self.pid = os.getpid()
-            self.seen = {(kind, path)}
-            name = os.path.join(self.folder, f"{self.pid}.trace")
+        if self.fd < 0:  # first write (of this process: a forked child starts afresh)
+            name = os.path.join(self.folder, f"{os.getpid()}.trace")
             self.fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         os.write(self.fd, f"{now:.6f}\t{kind}\t{path}\n".encode("utf-8", "surrogateescape"))
         self.lines += 1
+
+    def forked(self) -> None:
+        """In a forked child: its own trace file, its own first sights."""
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+        self.seen = set()
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
         kind = _EVENTS.get(event)
@@ -94,7 +98,10 @@ def _install() -> None:
     folder = os.environ.get("COMFY_INIT_TRACE_DIR")
     root = os.environ.get("COMFY_INIT_TRACE_ROOT")
     if folder and root and hasattr(sys, "addaudithook"):
-        sys.addaudithook(_Recorder(folder, root))
+        recorder = _Recorder(folder, root)
+        sys.addaudithook(recorder)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=recorder.forked)
 
 
 def _chain() -> None:
