@@ -36,8 +36,12 @@ class Recording:
 
     def prepare(self) -> None:
         """An empty trace folder, before ComfyUI starts."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.discard()
         self.folder.mkdir(parents=True, mode=0o700)
+
+    def discard(self) -> None:
+        """No trace folder (an earlier start's, when recording is turned off)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def environment(self, inherited: str | None) -> dict[str, str]:
         """What ComfyUI's environment gets: the hook first on ``PYTHONPATH``, and where to

@@ -61,6 +61,8 @@ class Session:
         if options.enabled:
             session.recording.prepare()
             threading.Thread(target=session._replay, name="readahead", daemon=True).start()
+        else:
+            session.recording.discard()
         return session
 
     def environment(self, inherited_pythonpath: str | None) -> dict[str, str]:
