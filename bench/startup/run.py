@@ -81,7 +81,7 @@ def _writable_list_folder(backing: Path, mount: Path) -> Iterator[None]:
 
 
 def _start(cfg: Config, comfyui: Path, name: str, readahead: bool, cold: bool) -> Run:
-    scratch = cfg.workdir / "scratch" / name
+    scratch = cfg.workdir / "s" / str(ROWS.index(name))  # short: a socket path lives there
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     env = boot_env(
