@@ -115,9 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return boot.start(conf, args)
         if args.command == "metrics":
-            from comfy_init.metrics import server
+            from comfy_init.sidecar import command as sidecar_command
 
-            return server.run(conf)
+            return sidecar_command.run(conf)
         raise errors.UsageError(f"unknown command {args.command!r}")
     except errors.ComfyInitError as exc:
         if log is not None:

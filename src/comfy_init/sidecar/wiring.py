@@ -21,18 +21,18 @@ from pathlib import Path
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
-from comfy_init import logs, writeback
+from comfy_init import logs
 from comfy_init.comfyui import api
-from comfy_init.metrics import families
-from comfy_init.metrics.cache_source import CacheSource
-from comfy_init.metrics.collector import SidecarCollector, Source
-from comfy_init.metrics.endpoints import Server
-from comfy_init.metrics.opens import OpenCounter
-from comfy_init.metrics.prober import PROGRAM, Prober
-from comfy_init.metrics.warmup_source import WarmupSource
-from comfy_init.metrics.watchdog import Policy
-from comfy_init.metrics.watcher import TreeEvent, TreeWatcher
 from comfy_init.settings import Settings
+from comfy_init.sidecar import download_return, families
+from comfy_init.sidecar.cache_source import CacheSource
+from comfy_init.sidecar.collector import SidecarCollector, Source
+from comfy_init.sidecar.endpoints import Server
+from comfy_init.sidecar.hang_watchdog import Policy
+from comfy_init.sidecar.opens import OpenCounter
+from comfy_init.sidecar.prober import PROGRAM, Prober
+from comfy_init.sidecar.tree_inotify import TreeEvent, TreeWatcher
+from comfy_init.sidecar.warmup_source import WarmupSource
 from comfy_init.supervisord.rpc import Client, RpcFault, SupervisordUnavailable
 from comfy_init.warmup.report import Report, read_report
 
@@ -75,7 +75,7 @@ class Sidecar:
             stop_timeout=settings.comfyui_stop_seconds + 15.0,
         )
         self.health_client = Client(settings.supervisord_socket, timeout=2.0)
-        self.writeback = writeback.WriteBack(
+        self.writeback = download_return.WriteBack(
             settings.cache_path,
             settings.models_path,
             self._read_report,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from comfy_init.metrics.cache_source import CacheSource, TypeUsage, scan_cache
-from comfy_init.metrics.collector import SidecarCollector, Source
+from comfy_init.sidecar.cache_source import CacheSource, TypeUsage, scan_cache
+from comfy_init.sidecar.collector import SidecarCollector, Source
 
 
 def layout(root: Path) -> None:

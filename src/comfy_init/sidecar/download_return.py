@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init import logs
-from comfy_init.metrics import model_files, proc_writers
+from comfy_init.sidecar import model_files, proc_writers
 from comfy_init.warmup.report import Report
 
 log = logs.get_logger("writeback")

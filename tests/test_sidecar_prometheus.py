@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import pid1_harness as h
-from comfy_init.metrics import catalog
+from comfy_init.sidecar import catalog
 from comfyui_standin.harness import free_port
 from pid1_harness import Pid1
 

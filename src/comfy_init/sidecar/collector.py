@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from comfy_init import __version__, logs
-from comfy_init.metrics import families
+from comfy_init.sidecar import families
 
 log = logs.get_logger("metrics.collector")
 

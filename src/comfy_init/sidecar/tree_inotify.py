@@ -29,7 +29,7 @@ from pathlib import Path
 from inotify_simple import INotify, flags
 
 from comfy_init import logs
-from comfy_init.metrics import model_files
+from comfy_init.sidecar import model_files
 
 log = logs.get_logger("metrics.watcher")
 

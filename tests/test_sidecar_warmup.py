@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client.registry import CollectorRegistry
 
-from comfy_init.metrics.collector import SidecarCollector, Source
-from comfy_init.metrics.warmup_source import WarmupSource
+from comfy_init.sidecar.collector import SidecarCollector, Source
+from comfy_init.sidecar.warmup_source import WarmupSource
 from comfy_init.warmup.report import FileRecord, Report, Totals, write_report
 
 GB = 1_000_000_000

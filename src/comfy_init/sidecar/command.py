@@ -8,10 +8,10 @@ signal arrives, then shuts everything down and exits 0.
 from __future__ import annotations
 
 from comfy_init import errors, logs
-from comfy_init.metrics.sidecar import Sidecar
 from comfy_init.pid1 import early
 from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
+from comfy_init.sidecar.wiring import Sidecar
 
 log = logs.get_logger("metrics")
 

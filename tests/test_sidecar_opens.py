@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
-from comfy_init.metrics import watcher as watcher_module
-from comfy_init.metrics.opens import OpenCounter
-from comfy_init.metrics.sidecar import Sidecar
-from comfy_init.metrics.watcher import TreeEvent, TreeWatcher
+from comfy_init.sidecar import tree_inotify
+from comfy_init.sidecar.opens import OpenCounter
+from comfy_init.sidecar.tree_inotify import TreeEvent, TreeWatcher
+from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, read_report
 from comfyui_standin.harness import StandinProcess, free_port
 
@@ -346,7 +346,7 @@ def test_stop_wakes_a_watcher_asleep_with_every_root_watched(tmp_path: Path) -> 
 def test_a_root_that_appears_later_is_watched_and_its_files_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watcher_module, "ROOT_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(tree_inotify, "ROOT_RETRY_SECONDS", 0.05)
     cache = tmp_path / "cache"
     events: list[TreeEvent] = []
     watcher = TreeWatcher({"cache": cache}, events.append)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from prometheus_client.core import Metric
 
 from comfy_init import logs
-from comfy_init.metrics import comfyui_source
-from comfy_init.metrics.comfyui_source import Probe
-from comfy_init.metrics.watchdog import Policy, Watch, restart
+from comfy_init.sidecar import comfyui_source
+from comfy_init.sidecar.comfyui_source import Probe
+from comfy_init.sidecar.hang_watchdog import Policy, Watch, restart
 from comfy_init.supervisord.rpc import Client, ProcessInfo, RpcFault, SupervisordUnavailable
 
 log = logs.get_logger("metrics.prober")

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
-from comfy_init.metrics import comfyui_source
-from comfy_init.metrics.collector import SidecarCollector, Source
-from comfy_init.metrics.comfyui_source import Probe
+from comfy_init.sidecar import comfyui_source
+from comfy_init.sidecar.collector import SidecarCollector, Source
+from comfy_init.sidecar.comfyui_source import Probe
 from comfy_init.supervisord.rpc import ProcessInfo
 from comfyui_standin.harness import StandinProcess, free_port
 

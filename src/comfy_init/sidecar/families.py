@@ -19,7 +19,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from comfy_init.metrics import catalog
+from comfy_init.sidecar import catalog
 
 
 def _entry(name: str, kind: str) -> catalog.Metric:

@@ -23,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
-from comfy_init.metrics import catalog
-from comfy_init.metrics.prober import Prober
-from comfy_init.metrics.sidecar import Sidecar
-from comfy_init.metrics.watchdog import Policy
+from comfy_init.sidecar import catalog
+from comfy_init.sidecar.hang_watchdog import Policy
+from comfy_init.sidecar.prober import Prober
+from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.supervisord import rpc
 from comfy_init.warmup.report import FileRecord, Report, Totals, write_report
 from comfyui_standin.harness import free_port, http, read_records

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from comfy_init import settings
-from comfy_init.metrics.watchdog import Policy, Watch
+from comfy_init.sidecar.hang_watchdog import Policy, Watch
 from comfy_init.supervisord.rpc import ProcessInfo
 
 POLICY = Policy(enabled=True, failures=3, grace=60.0, busy_limit=600.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from comfy_init.metrics import catalog, families
+from comfy_init.sidecar import catalog, families
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BASE_UNITS = ("seconds", "bytes", "bytes_per_second")
@@ -84,6 +84,6 @@ def test_readme_metrics_table_is_the_catalog() -> None:
     ]
     assert _readme_metrics_rows() == expected, (
         "README '## Metrics' table is out of step with src/comfy_init/metrics/catalog.py; "
-        "regenerate it with: python -c 'from comfy_init.metrics.catalog import markdown_table; "
+        "regenerate it with: python -c 'from comfy_init.sidecar.catalog import markdown_table; "
         "print(markdown_table())'"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from prometheus_client.core import Metric
 
 from comfy_init import residency
-from comfy_init.metrics import families, model_files
+from comfy_init.sidecar import families, model_files
 
 
 @dataclass(frozen=True)

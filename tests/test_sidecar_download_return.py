@@ -14,10 +14,10 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
-from comfy_init.metrics import proc_writers
-from comfy_init.metrics.sidecar import Sidecar
+from comfy_init.sidecar import proc_writers
+from comfy_init.sidecar.download_return import TEMP_SUFFIX, WriteBack, place_no_replace
+from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, write_report
-from comfy_init.writeback import TEMP_SUFFIX, WriteBack, place_no_replace
 from comfyui_standin.harness import free_port
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from comfy_init.comfyui import api
-from comfy_init.metrics import families
+from comfy_init.sidecar import families
 from comfy_init.supervisord.rpc import ProcessInfo
 
 PROCESS_STATES: tuple[str, ...] = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from comfy_init.metrics import catalog, families
+from comfy_init.sidecar import catalog, families
 from comfy_init.warmup.report import FILE_STATUSES, RUN_STATES, Report, read_report
 
 

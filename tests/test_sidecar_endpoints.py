@@ -20,8 +20,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
 from comfy_init.errors import EXIT_ENVIRONMENT
-from comfy_init.metrics.endpoints import Server
-from comfy_init.metrics.sidecar import Sidecar
+from comfy_init.sidecar.endpoints import Server
+from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import Report, write_report
 from comfyui_standin.harness import StandinProcess, free_port
 
