@@ -15,7 +15,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
 from comfy_init.sidecar import proc_writers
-from comfy_init.sidecar.download_return import TEMP_SUFFIX, WriteBack, place_no_replace
+from comfy_init.sidecar.download_return import TEMP_SUFFIX, DownloadReturn, place_no_replace
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, write_report
 from comfyui_standin.harness import free_port
@@ -43,7 +43,7 @@ class Tree:
         self.report_path = tmp_path / "run" / "warmup-report.json"
         self.clock = Clock()
         self.own_opens: list[Path] = []
-        self.wb = WriteBack(
+        self.returns = DownloadReturn(
             self.cache,
             self.volume,
             self.read_report,
@@ -69,7 +69,7 @@ class Tree:
         """Let the settle time pass ``rounds`` times, looking at the candidates each time."""
         for _ in range(rounds):
             self.clock.now += SETTLE
-            self.wb.run_due(self.stop)
+            self.returns.run_due(self.stop)
 
     def volume_names(self, type_: str) -> list[str]:
         return sorted(os.listdir(self.volume / type_))
@@ -84,21 +84,21 @@ def test_a_model_dropped_into_the_cache_is_copied_to_the_sameplace_no_replace_on
     tree: Tree,
 ) -> None:
     src = tree.drop("loras/styles/new.safetensors", b"lora-bytes" * 1000)
-    tree.wb.notice("loras", "styles/new.safetensors", src)
+    tree.returns.notice("loras", "styles/new.safetensors", src)
     tree.settle()
     dest = tree.volume / "loras" / "styles" / "new.safetensors"
     assert dest.read_bytes() == src.read_bytes()
     assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
     assert os.listdir(dest.parent) == ["new.safetensors"]  # no temp file left behind
-    assert tree.wb.stats.files == {"loras": 1}
-    assert tree.wb.stats.bytes == {"loras": 10000}
-    assert tree.wb.pending() == 0
+    assert tree.returns.stats.files == {"loras": 1}
+    assert tree.returns.stats.bytes == {"loras": 10000}
+    assert tree.returns.pending() == 0
     assert tree.own_opens == [src]  # announced, so the open counter can discount it
 
 
 def test_a_file_is_copied_only_after_its_size_and_mtime_held_still(tree: Tree) -> None:
     src = tree.drop("checkpoints/growing.safetensors", b"a" * 100)
-    tree.wb.notice("checkpoints", "growing.safetensors", src)
+    tree.returns.notice("checkpoints", "growing.safetensors", src)
     tree.settle(rounds=1)
     with open(src, "ab") as f:
         f.write(b"b" * 100)
@@ -112,10 +112,10 @@ def test_a_file_someone_still_has_open_for_writing_is_not_copied(tree: Tree) -> 
     src = tree.drop("checkpoints/downloading.safetensors", b"x" * 4096)
     with open(src, "r+b"):
         assert proc_writers.writers(src) == [os.getpid()]
-        tree.wb.notice("checkpoints", "downloading.safetensors", src)
+        tree.returns.notice("checkpoints", "downloading.safetensors", src)
         tree.settle(rounds=4)
         assert tree.volume_names("checkpoints") == []
-        assert tree.wb.pending() == 1
+        assert tree.returns.pending() == 1
     assert proc_writers.writers(src) == []
     tree.settle(rounds=1)
     assert tree.volume_names("checkpoints") == ["downloading.safetensors"]
@@ -141,22 +141,22 @@ def test_the_warmups_own_copy_is_not_copied_back_even_if_the_volume_lost_it(
     )
     report = Report("done", 1, 1.0, "c", str(tree.volume), str(tree.cache), 2.0, [record])
     write_report(tree.report_path, report)
-    tree.wb.notice("checkpoints", "warm.safetensors", src)
+    tree.returns.notice("checkpoints", "warm.safetensors", src)
     tree.settle()
     assert tree.volume_names("checkpoints") == []
-    assert tree.wb.pending() == 0
-    assert tree.wb.stats.files == {}
+    assert tree.returns.pending() == 0
+    assert tree.returns.stats.files == {}
 
 
 def test_an_existing_volume_file_is_never_overwritten(tree: Tree) -> None:
     (tree.volume / "loras" / "same.safetensors").write_bytes(b"the volume's own version")
     src = tree.drop("loras/same.safetensors", b"a different download")
-    tree.wb.notice("loras", "same.safetensors", src)
+    tree.returns.notice("loras", "same.safetensors", src)
     tree.settle()
     assert (tree.volume / "loras" / "same.safetensors").read_bytes() == (
         b"the volume's own version"
     )
-    assert tree.wb.stats.files == {}
+    assert tree.returns.stats.files == {}
 
 
 def test_a_volume_file_that_appears_during_the_copy_wins(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_temp_names_and_hidden_files_are_never_copied(tree: Tree) -> None:
     tree.drop(f"checkpoints/.model.safetensors.abcd{TEMP_SUFFIX}", b"c")
     tree.drop("checkpoints/.hidden.safetensors", b"h")
     tree.drop(".cache/checkpoints/x.safetensors", b"h")
-    assert tree.wb.scan() == 0
+    assert tree.returns.scan() == 0
     tree.settle()
     assert tree.volume_names("checkpoints") == []
 
@@ -184,47 +184,47 @@ def test_the_start_up_scan_finds_downloads_made_while_the_sidecar_was_down(tree:
     tree.drop("loras/deep/er/b.pt", b"b")
     (tree.volume / "checkpoints" / "on_volume.safetensors").write_bytes(b"v")
     tree.drop("checkpoints/on_volume.safetensors", b"v")
-    assert tree.wb.scan() == 3
+    assert tree.returns.scan() == 3
     tree.settle()
     assert tree.volume_names("checkpoints") == ["a.safetensors", "on_volume.safetensors"]
     assert (tree.volume / "loras" / "deep" / "er" / "b.pt").read_bytes() == b"b"
-    assert tree.wb.stats.files == {"checkpoints": 1, "loras": 1}
+    assert tree.returns.stats.files == {"checkpoints": 1, "loras": 1}
 
 
 def test_a_file_deleted_before_it_settled_is_forgotten(tree: Tree) -> None:
     src = tree.drop("loras/gone.safetensors", b"g")
-    tree.wb.notice("loras", "gone.safetensors", src)
+    tree.returns.notice("loras", "gone.safetensors", src)
     src.unlink()
     tree.settle()
-    assert tree.wb.pending() == 0
+    assert tree.returns.pending() == 0
     assert tree.volume_names("loras") == []
 
 
 def test_a_failed_copy_is_counted_and_retried_later(tree: Tree) -> None:
     src = tree.drop("vae/new.safetensors", b"v" * 10)
     (tree.volume / "vae").write_bytes(b"a file where the folder should be")
-    tree.wb.notice("vae", "new.safetensors", src)
+    tree.returns.notice("vae", "new.safetensors", src)
     tree.settle()
-    assert tree.wb.stats.failures == {"vae": 1}
-    assert tree.wb.pending() == 1
+    assert tree.returns.stats.failures == {"vae": 1}
+    assert tree.returns.pending() == 1
     (tree.volume / "vae").unlink()
     tree.clock.now += 31  # the first retry comes after 30 s
-    tree.wb.run_due(tree.stop)
+    tree.returns.run_due(tree.stop)
     assert (tree.volume / "vae" / "new.safetensors").read_bytes() == b"v" * 10
-    assert tree.wb.stats.files == {"vae": 1}
+    assert tree.returns.stats.files == {"vae": 1}
 
 
 def test_a_stop_during_write_back_leaves_no_temp_file_and_keeps_the_candidate(
     tree: Tree,
 ) -> None:
     src = tree.drop("loras/stop.safetensors", b"s" * 1000)
-    tree.wb.notice("loras", "stop.safetensors", src)
+    tree.returns.notice("loras", "stop.safetensors", src)
     tree.settle(rounds=1)
     tree.stop = StopDuringCopy()  # type: ignore[assignment]
     tree.settle(rounds=1)
     assert tree.stop.is_set()
     assert tree.volume_names("loras") == []
-    assert tree.wb.pending() == 1
+    assert tree.returns.pending() == 1
     tree.stop = threading.Event()
     tree.settle(rounds=1)
     assert tree.volume_names("loras") == ["stop.safetensors"]
@@ -263,7 +263,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Sidecar, Path, Path]]:
     car = Sidecar(conf, registry=CollectorRegistry(), settle_seconds=0.2)
     car.start()
     try:
-        assert car.watcher.ready.wait(10)
+        assert car.inotify_trees.ready.wait(10)
         yield car, cache, volume
     finally:
         car.stop()
@@ -301,27 +301,27 @@ def test_the_sidecar_copies_a_download_back_and_counts_it(
 def test_the_loop_sleeps_until_the_first_candidate_is_due_and_a_notice_wakes_it(
     tree: Tree,
 ) -> None:
-    assert tree.wb.seconds_to_next(300.0) == 300.0  # nothing pending: the longest sleep
-    assert not tree.wb.wake.is_set()
+    assert tree.returns.seconds_to_next(300.0) == 300.0  # nothing pending: the longest sleep
+    assert not tree.returns.wake.is_set()
     first = tree.drop("loras/a.safetensors", b"a")
-    tree.wb.notice("loras", "a.safetensors", first)
-    assert tree.wb.wake.is_set()
-    assert tree.wb.seconds_to_next(300.0) == SETTLE
-    tree.wb.wake.clear()
+    tree.returns.notice("loras", "a.safetensors", first)
+    assert tree.returns.wake.is_set()
+    assert tree.returns.seconds_to_next(300.0) == SETTLE
+    tree.returns.wake.clear()
     tree.clock.now += 2.0
     second = tree.drop("checkpoints/b.safetensors", b"b")
-    tree.wb.notice("checkpoints", "b.safetensors", second)
-    assert tree.wb.wake.is_set()
-    assert tree.wb.seconds_to_next(300.0) == SETTLE - 2.0  # the first one is due first
-    assert tree.wb.seconds_to_next(1.0) == 1.0
+    tree.returns.notice("checkpoints", "b.safetensors", second)
+    assert tree.returns.wake.is_set()
+    assert tree.returns.seconds_to_next(300.0) == SETTLE - 2.0  # the first one is due first
+    assert tree.returns.seconds_to_next(1.0) == 1.0
     tree.clock.now += SETTLE
-    assert tree.wb.seconds_to_next(300.0) == 0.0  # overdue: look now
+    assert tree.returns.seconds_to_next(300.0) == 0.0  # overdue: look now
 
 
 def test_a_failed_copy_puts_the_next_look_at_its_retry_time(tree: Tree) -> None:
     src = tree.drop("vae/fails.safetensors", b"x" * 10)
     (tree.volume / "vae").write_bytes(b"a file where the folder should be")
-    tree.wb.notice("vae", "fails.safetensors", src)
+    tree.returns.notice("vae", "fails.safetensors", src)
     tree.settle()
-    assert tree.wb.stats.failures == {"vae": 1}
-    assert tree.wb.seconds_to_next(300.0) == 30.0
+    assert tree.returns.stats.failures == {"vae": 1}
+    assert tree.returns.seconds_to_next(300.0) == 30.0

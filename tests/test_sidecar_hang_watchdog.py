@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from comfy_init import settings
-from comfy_init.sidecar.hang_watchdog import Policy, Watch
+from comfy_init.sidecar.hang_watchdog import HangWatch, Policy
 from comfy_init.supervisord.rpc import ProcessInfo
 
 POLICY = Policy(enabled=True, failures=3, grace=60.0, busy_limit=600.0)
@@ -17,34 +17,34 @@ def info(statename: str = "RUNNING", start: int = START) -> ProcessInfo:
     return ProcessInfo("comfyui", "comfyui", statename, 7, start, 0, start, 0, "", "", "", "")
 
 
-def run(watch: Watch, probes: list[tuple[float, bool, int | None]], proc: ProcessInfo) -> str:
+def run(hang: HangWatch, probes: list[tuple[float, bool, int | None]], proc: ProcessInfo) -> str:
     """Feed ``(seconds after start, answered, running jobs)`` probes; the last decision."""
     reason = ""
     for offset, ok, running in probes:
         now = START + offset
-        watch.observe(proc, ok, running, now)
-        decision = watch.decide(POLICY, proc, now)
+        hang.observe(proc, ok, running, now)
+        decision = hang.decide(POLICY, proc, now)
         reason = decision.reason
         assert decision.restart == (reason == "hung")
     return reason
 
 
 def test_hung_comfyui_is_restarted_after_the_configured_consecutive_failures() -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(100, True, 0), (110, False, None), (120, False, None)]
     assert run(watch, probes, info()) == "answering"
     assert run(watch, [(130, False, None)], info()) == "hung"
 
 
 def test_one_answer_resets_the_count_of_failures() -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(100, False, None), (110, False, None), (120, True, 0), (130, False, None)]
     assert run(watch, probes, info()) == "answering"
     assert watch.failed_probes == 1
 
 
 def test_no_restart_during_the_grace_period_after_a_start() -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(t, False, None) for t in (10, 20, 30, 40, 50)]
     assert run(watch, probes, info()) == "grace"
     # once the grace is over, a ComfyUI that never answered is judged at once
@@ -52,7 +52,7 @@ def test_no_restart_during_the_grace_period_after_a_start() -> None:
 
 
 def test_a_running_job_holds_the_watchdog_back_until_the_busy_limit() -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(100, True, 1), *[(100 + 10 * i, False, None) for i in range(1, 6)]]
     assert run(watch, probes, info()) == "busy"
     assert run(watch, [(100 + 599, False, None)], info()) == "busy"
@@ -60,7 +60,7 @@ def test_a_running_job_holds_the_watchdog_back_until_the_busy_limit() -> None:
 
 
 def test_an_idle_queue_does_not_hold_the_watchdog_back() -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(100, True, 1), (105, True, 0), (110, False, None), (120, False, None)]
     assert run(watch, probes, info()) == "answering"
     assert run(watch, [(130, False, None)], info()) == "hung"
@@ -68,20 +68,20 @@ def test_an_idle_queue_does_not_hold_the_watchdog_back() -> None:
 
 @pytest.mark.parametrize("state", ["STARTING", "BACKOFF", "STOPPED", "EXITED", "FATAL"])
 def test_a_process_that_is_not_running_is_never_restarted_by_the_watchdog(state: str) -> None:
-    watch = Watch()
+    watch = HangWatch()
     probes = [(100 + i, False, None) for i in range(10)]
     assert run(watch, probes, info(state)) == "not_running"
     assert watch.failed_probes == 0
 
 
 def test_supervisord_unreachable_means_no_restart() -> None:
-    watch = Watch()
+    watch = HangWatch()
     watch.observe(None, False, None, START + 100)
     assert watch.decide(POLICY, None, START + 100).reason == "not_running"
 
 
 def test_a_new_process_starts_with_a_clean_slate() -> None:
-    watch = Watch()
+    watch = HangWatch()
     run(watch, [(100, True, 1), (110, False, None), (120, False, None)], info())
     fresh = info(start=START + 200)
     watch.observe(fresh, False, None, START + 300)
@@ -92,7 +92,7 @@ def test_a_new_process_starts_with_a_clean_slate() -> None:
 
 def test_watchdog_off_never_restarts() -> None:
     off = Policy(enabled=False, failures=1, grace=0, busy_limit=0)
-    watch = Watch()
+    watch = HangWatch()
     for t in range(5):
         watch.observe(info(), False, None, START + 1000 + t)
     assert watch.decide(off, info(), START + 1010).reason == "disabled"
@@ -111,7 +111,7 @@ def test_policy_comes_from_the_watchdog_variables() -> None:
 
 
 def test_restarted_counts_and_forgets_the_failures() -> None:
-    watch = Watch()
+    watch = HangWatch()
     run(watch, [(100, False, None), (110, False, None), (120, False, None)], info())
     watch.restarted()
     assert (watch.restarts, watch.failed_probes) == (1, 0)

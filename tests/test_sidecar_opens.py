@@ -21,7 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from comfy_init import settings
 from comfy_init.sidecar import tree_inotify
 from comfy_init.sidecar.opens import OpenCounter
-from comfy_init.sidecar.tree_inotify import TreeEvent, TreeWatcher
+from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, read_report
 from comfyui_standin.harness import StandinProcess, free_port
@@ -128,10 +128,10 @@ def test_cache_opens_never_consume_copier_announcements() -> None:
     assert counter.on_open(path, "checkpoints", "cache") == "comfyui"
 
 
-# --- the watcher
+# --- inotify on the trees
 
 
-def test_watcher_reports_model_files_only_and_watches_new_folders(tmp_path: Path) -> None:
+def test_tree_inotify_reports_model_files_only_and_watches_new_folders(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     (cache / "loras").mkdir(parents=True)
     events: list[TreeEvent] = []
@@ -141,10 +141,10 @@ def test_watcher_reports_model_files_only_and_watches_new_folders(tmp_path: Path
         with lock:
             events.append(event)
 
-    watcher = TreeWatcher({"cache": cache, "volume": tmp_path / "absent"}, handle)
-    watcher.start()
+    trees = TreeInotify({"cache": cache, "volume": tmp_path / "absent"}, handle)
+    trees.start()
     try:
-        assert watcher.ready.wait(10)
+        assert trees.ready.wait(10)
         (cache / "loras" / "notes.txt").write_text("x")
         (cache / "loras" / ".hidden.safetensors").write_bytes(b"x")
         (cache / "loras" / "a.safetensors.part").write_bytes(b"x")
@@ -167,23 +167,23 @@ def test_watcher_reports_model_files_only_and_watches_new_folders(tmp_path: Path
             names = {e.name for e in events}
             assert {e.type for e in events} == {"loras"}
         assert names <= {"a.safetensors", "style/b.safetensors"}
-        assert watcher.watch_counts()["cache"] == 3  # cache, loras, loras/style
+        assert trees.watch_counts()["cache"] == 3  # cache, loras, loras/style
     finally:
-        watcher.stop()
+        trees.stop()
 
 
-def test_watcher_survives_a_symlink_loop_and_watches_each_folder_once(tmp_path: Path) -> None:
+def test_tree_inotify_survives_a_symlink_loop_and_watches_each_folder_once(tmp_path: Path) -> None:
     volume = tmp_path / "models"
     (volume / "checkpoints" / "sub").mkdir(parents=True)
     (volume / "checkpoints" / "sub" / "loop").symlink_to(volume / "checkpoints")
-    watcher = TreeWatcher({"volume": volume}, lambda _event: None)
-    watcher.start()
+    trees = TreeInotify({"volume": volume}, lambda _event: None)
+    trees.start()
     try:
-        assert watcher.ready.wait(10)
-        assert watcher.watch_counts() == {"volume": 3}  # models, checkpoints, sub
-        assert watcher.alive()
+        assert trees.ready.wait(10)
+        assert trees.watch_counts() == {"volume": 3}  # models, checkpoints, sub
+        assert trees.alive()
     finally:
-        watcher.stop()
+        trees.stop()
 
 
 # --- the sidecar with the stand-in and a real warmup
@@ -252,7 +252,7 @@ def start_sidecar(pod: Pod) -> Iterator[Callable[[], Sidecar]]:
         )
         started.append(car)
         car.start()
-        assert car.watcher.ready.wait(10)
+        assert car.inotify_trees.ready.wait(10)
         return car
 
     yield start
@@ -334,13 +334,13 @@ def test_a_warmup_copy_opens_volume_files_without_moving_either_counter(
 def test_stop_wakes_a_watcher_asleep_with_every_root_watched(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     (cache / "loras").mkdir(parents=True)
-    watcher = TreeWatcher({"cache": cache}, lambda _event: None)
-    watcher.start()
+    trees = TreeInotify({"cache": cache}, lambda _event: None)
+    trees.start()
     try:
-        assert watcher.ready.wait(10)
+        assert trees.ready.wait(10)
     finally:
-        watcher.stop(timeout=3600)  # only the wake-up can end the thread's sleep
-    assert not watcher.alive()
+        trees.stop(timeout=3600)  # only the wake-up can end the thread's sleep
+    assert not trees.alive()
 
 
 def test_a_root_that_appears_later_is_watched_and_its_files_reported(
@@ -349,13 +349,13 @@ def test_a_root_that_appears_later_is_watched_and_its_files_reported(
     monkeypatch.setattr(tree_inotify, "ROOT_RETRY_SECONDS", 0.05)
     cache = tmp_path / "cache"
     events: list[TreeEvent] = []
-    watcher = TreeWatcher({"cache": cache}, events.append)
-    watcher.start()
+    trees = TreeInotify({"cache": cache}, events.append)
+    trees.start()
     try:
-        assert watcher.ready.wait(10)
-        assert watcher.watch_counts() == {"cache": 0}
+        assert trees.ready.wait(10)
+        assert trees.watch_counts() == {"cache": 0}
         (cache / "loras").mkdir(parents=True)
-        wait_for(lambda: watcher.watch_counts() == {"cache": 2}, 10, "the new root's watches")
+        wait_for(lambda: trees.watch_counts() == {"cache": 2}, 10, "the new root's watches")
         (cache / "loras" / "late.safetensors").write_bytes(b"x")
         wait_for(
             lambda: ("close_write", "late.safetensors") in {(e.kind, e.name) for e in events},
@@ -363,4 +363,4 @@ def test_a_root_that_appears_later_is_watched_and_its_files_reported(
             "the file written in the new root",
         )
     finally:
-        watcher.stop()
+        trees.stop()

@@ -153,16 +153,16 @@ def test_watchdog_restarts_a_hung_comfyui_through_supervisord(pod: Pod) -> None:
     old_pid = pod.info().pid
     assert pod.post("/standin/hang") == 200
     deadline = time.monotonic() + 40
-    while prober.watch.restarts == 0 and time.monotonic() < deadline:
+    while prober.hang.restarts == 0 and time.monotonic() < deadline:
         prober.round()
-    assert prober.watch.restarts == 1
+    assert prober.hang.restarts == 1
     wait_for(lambda: pod.info().statename == "RUNNING" and pod.answers(), 20, "a new ComfyUI")
     assert pod.info().pid not in (0, old_pid)
     signals = [e["signum"] for e in read_records(pod.record) if e["event"] == "signal"]
     assert signals[:1] == [signal.SIGINT]  # stopped the way ComfyUI wants to be stopped
     prober.round()
     assert prober.restarts_seen == 1
-    assert prober.watch.failed_probes == 0
+    assert prober.hang.failed_probes == 0
 
 
 def test_watchdog_leaves_a_hung_comfyui_alone_while_a_job_runs(pod: Pod) -> None:
@@ -174,13 +174,13 @@ def test_watchdog_leaves_a_hung_comfyui_alone_while_a_job_runs(pod: Pod) -> None
     )
     assert pod.post("/standin/queue?running=1") == 200
     prober.round()
-    assert prober.watch.last_running_jobs == 1
+    assert prober.hang.last_running_jobs == 1
     pid = pod.info().pid
     assert pod.post("/standin/hang") == 200
     for _ in range(4):
         prober.round()
-    assert prober.watch.failed_probes >= 2
-    assert prober.watch.restarts == 0
+    assert prober.hang.failed_probes >= 2
+    assert prober.hang.restarts == 0
     assert pod.info().pid == pid
 
 

@@ -77,7 +77,7 @@ class Stats:
     failures: dict[str, int]
 
 
-class WriteBack:
+class DownloadReturn:
     """Candidates come from ``notice`` (watcher events, the start-up scan); ``run_due``
     looks at those whose time has come and copies the complete ones back."""
 

@@ -10,8 +10,8 @@ forever; the watchdog restarts it through supervisord when, all at once:
   lasted longer than ``busy_limit`` (a long job may starve the HTTP side for a while, not
   for ever).
 
-Pure core: ``Watch.observe`` (feed each probe) and ``Watch.decide``; the restart itself
-(``restart``) is a supervisord stop + start.
+Pure core: ``HangWatch.observe`` (feed each probe) and ``HangWatch.decide``; the restart
+itself (``restart``) is a supervisord stop + start.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Decision:
     reason: str  # why (not): disabled, not_running, grace, answering, busy, hung
 
 
-class Watch:
+class HangWatch:
     """What the watchdog knows about the current ComfyUI process."""
 
     def __init__(self) -> None:
@@ -100,18 +100,18 @@ class Watch:
 
 
 def restart(
-    client: Client, program: str, info: ProcessInfo, watch: Watch, stop_timeout: float
+    client: Client, program: str, info: ProcessInfo, hang: HangWatch, stop_timeout: float
 ) -> bool:
     """Stop and start ``program`` through supervisord; True if the start was accepted."""
-    silent = watch.failed_probes
+    silent = hang.failed_probes
     log.warning(
         "watchdog_restart",
         program=program,
         pid=info.pid,
         failed_probes=silent,
-        last_running_jobs=watch.last_running_jobs,
+        last_running_jobs=hang.last_running_jobs,
     )
-    watch.restarted()
+    hang.restarted()
     try:
         client.stop_process(program, wait=True, timeout=stop_timeout)
     except Exception as exc:  # NOT_RUNNING etc.: start it anyway

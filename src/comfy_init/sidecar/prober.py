@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 from comfy_init import logs
 from comfy_init.sidecar import comfyui_source
 from comfy_init.sidecar.comfyui_source import Probe
-from comfy_init.sidecar.hang_watchdog import Policy, Watch, restart
+from comfy_init.sidecar.hang_watchdog import HangWatch, Policy, restart
 from comfy_init.supervisord.rpc import Client, ProcessInfo, RpcFault, SupervisordUnavailable
 
 log = logs.get_logger("metrics.prober")
@@ -47,7 +47,7 @@ class Prober:
         timeout = min(5.0, max(1.0, interval))
         self._probe = probe or (lambda: comfyui_source.probe(port, timeout=timeout))
         self.clock = clock
-        self.watch = Watch()
+        self.hang = HangWatch()
         self.latest_info: ProcessInfo | None = None
         self.info_error = "not asked yet"
         self.latest_probe: Probe | None = None
@@ -62,15 +62,15 @@ class Prober:
         self.latest_probe = probe
         running = probe.queue[0] if probe.queue is not None else None
         now = self.clock()
-        self.watch.observe(info, probe.ok, running, now)
-        decision = self.watch.decide(self.policy, info, now)
+        self.hang.observe(info, probe.ok, running, now)
+        decision = self.hang.decide(self.policy, info, now)
         if decision.restart and info is not None:
-            restart(self.client, self.program, info, self.watch, self.stop_timeout)
+            restart(self.client, self.program, info, self.hang, self.stop_timeout)
         elif not probe.ok and info is not None and info.statename == "RUNNING":
             log.info(
                 "comfyui_probe_failed",
                 error=probe.error,
-                failed_probes=self.watch.failed_probes,
+                failed_probes=self.hang.failed_probes,
                 watchdog=decision.reason,
             )
         self.last_round = time.monotonic()

@@ -57,7 +57,7 @@ class TreeEvent:
 Handler = Callable[[TreeEvent], None]
 
 
-class TreeWatcher:
+class TreeInotify:
     """Watches ``roots`` (location → directory) and calls ``handler`` for each event, from
     one background thread.  ``handler`` must not raise (exceptions are logged)."""
 

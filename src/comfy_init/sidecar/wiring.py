@@ -1,15 +1,15 @@
-"""The sidecar assembled: sources, background loops, inotify, write-back and the HTTP server.
+"""The sidecar assembled: sources, background loops, inotify, download return, HTTP server.
 
 Every root it reads is injected through ``Settings`` (cache, models, report, supervisord
 socket, ComfyUI port) or a keyword (``/proc``), so tests run it against temp trees.
 
 Threads: ``probe`` (ComfyUI + supervisord + watchdog, every ``WATCHDOG_INTERVAL``),
 ``scan`` (report → open counter every second while a warmup runs, else with the cache walk
-and residency every ``cache_scan_seconds``), ``writeback`` (copies downloads back: sleeps
-until a candidate is due or one is noticed), ``inotify`` (the watcher) and the HTTP server
-(asleep until a request).  None of them wakes on a short timer: each sleeps on an event that
-``stop()`` sets, so ``stop()`` ends them all at once (within ``STOP_SECONDS`` even when one
-is stuck).
+and residency every ``cache_scan_seconds``), ``writeback`` (returns downloads to the volume:
+sleeps until a candidate is due or one is noticed), ``inotify`` (``tree_inotify``) and the
+HTTP server (asleep until a request).  None of them wakes on a short timer: each sleeps on an
+event that ``stop()`` sets, so ``stop()`` ends them all at once (within ``STOP_SECONDS`` even
+when one is stuck).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from comfy_init.sidecar.endpoints import Server
 from comfy_init.sidecar.hang_watchdog import Policy
 from comfy_init.sidecar.opens import OpenCounter
 from comfy_init.sidecar.prober import PROGRAM, Prober
-from comfy_init.sidecar.tree_inotify import TreeEvent, TreeWatcher
+from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.warmup_source import WarmupSource
 from comfy_init.supervisord.rpc import Client, RpcFault, SupervisordUnavailable
 from comfy_init.warmup.report import Report, read_report
@@ -42,9 +42,9 @@ READY_STATES = ("RUNNING", "STARTING")
 # supervisord gives the sidecar 2 s between SIGTERM and SIGKILL.
 STOP_SECONDS = 1.5
 REPORT_SECONDS = 1.0  # the report is read this often while a warmup runs
-WRITEBACK_IDLE_SECONDS = 300.0  # longest write-back sleep (a safety net: notices wake it)
-WRITEBACK_MIN_SECONDS = 0.05  # shortest, so a candidate left due cannot spin the loop
-WRITEBACK_FAILED_SECONDS = 1.0  # after a round that raised
+RETURN_IDLE_SECONDS = 300.0  # longest write-back sleep (a safety net: notices wake it)
+RETURN_MIN_SECONDS = 0.05  # shortest, so a candidate left due cannot spin the loop
+RETURN_FAILED_SECONDS = 1.0  # after a round that raised
 
 
 class Sidecar:
@@ -75,7 +75,7 @@ class Sidecar:
             stop_timeout=settings.comfyui_stop_seconds + 15.0,
         )
         self.health_client = Client(settings.supervisord_socket, timeout=2.0)
-        self.writeback = download_return.WriteBack(
+        self.download_return = download_return.DownloadReturn(
             settings.cache_path,
             settings.models_path,
             self._read_report,
@@ -83,7 +83,7 @@ class Sidecar:
             settle_seconds=settle_seconds,
             proc_root=proc_root,
         )
-        self.watcher = TreeWatcher(
+        self.inotify_trees = TreeInotify(
             {"cache": settings.cache_path, "volume": settings.models_path}, self._on_event
         )
         self.registry.register(
@@ -110,10 +110,10 @@ class Sidecar:
         )  # fmt: skip
         self.counter.baseline(self._read_report())
         self.prober.round()
-        self.watcher.start()
+        self.inotify_trees.start()
         loops = {"probe": self.prober.run, "scan": self._scan_loop}
         if self.settings.writeback:
-            loops["writeback"] = self._writeback_loop
+            loops["writeback"] = self._download_return_loop
         for name, target in loops.items():
             thread = threading.Thread(
                 target=target, args=(self.stop_event,), name=name, daemon=True
@@ -136,12 +136,12 @@ class Sidecar:
         (in a probe of a hung ComfyUI, say): the threads are daemons and die with us."""
         deadline = time.monotonic() + budget
         self.stop_event.set()
-        self.writeback.wake.set()
+        self.download_return.wake.set()
         if self.server is not None and any(t.name == "http" for t in self.threads):
             self.server.shutdown()  # wakes the serving thread at once
         if self.server is not None:
             self.server.server_close()
-        self.watcher.stop(timeout=max(0.0, deadline - time.monotonic()))
+        self.inotify_trees.stop(timeout=max(0.0, deadline - time.monotonic()))
         for thread in self.threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in self.threads if t.is_alive()]
@@ -167,19 +167,19 @@ class Sidecar:
             wait = next_scan - time.monotonic()
             stop.wait(max(0.0, min(wait, REPORT_SECONDS) if warming else wait))
 
-    def _writeback_loop(self, stop: threading.Event) -> None:
-        self.writeback.scan()
+    def _download_return_loop(self, stop: threading.Event) -> None:
+        self.download_return.scan()
         while not stop.is_set():
-            self.writeback.wake.clear()
-            wait = WRITEBACK_MIN_SECONDS
+            self.download_return.wake.clear()
+            wait = RETURN_MIN_SECONDS
             try:
-                self.writeback.run_due(stop)
+                self.download_return.run_due(stop)
             except Exception as exc:  # keep trying; each failure is logged
                 log.error("writeback_round_failed", error=repr(exc))
-                wait = WRITEBACK_FAILED_SECONDS
-            wait = max(wait, self.writeback.seconds_to_next(WRITEBACK_IDLE_SECONDS))
+                wait = RETURN_FAILED_SECONDS
+            wait = max(wait, self.download_return.seconds_to_next(RETURN_IDLE_SECONDS))
             if not stop.is_set():
-                self.writeback.wake.wait(wait)
+                self.download_return.wake.wait(wait)
 
     def _on_event(self, event: TreeEvent) -> None:
         if event.kind == "open":
@@ -188,7 +188,7 @@ class Sidecar:
             self.counter.on_created(event.path)
         landed = event.kind in ("close_write", "moved_to", "found")
         if landed and event.location == "cache" and self.settings.writeback:
-            self.writeback.notice(event.type, event.name, event.path)
+            self.download_return.notice(event.type, event.name, event.path)
 
     def _read_report(self) -> Report | None:
         return read_report(self.settings.report_path)
@@ -202,31 +202,31 @@ class Sidecar:
     # --- metrics that are not a source's
     def _opens_families(self, _now: float) -> tuple[list[Metric], bool]:
         opens, discounted = self.counter.snapshot()
-        watches = self.watcher.watch_counts()
+        watches = self.inotify_trees.watch_counts()
         return [
             families.labelled("model_opens_total", sorted(opens.items())),
             families.labelled("model_opens_discounted_total", sorted(discounted.items())),
             families.labelled("inotify_watches", (((k,), v) for k, v in watches.items())),
-            families.labelled("inotify_overflows_total", [((), self.watcher.overflows)]),
-        ], self.watcher.alive()
+            families.labelled("inotify_overflows_total", [((), self.inotify_trees.overflows)]),
+        ], self.inotify_trees.alive()
 
     def _sidecar_families(self) -> list[Metric]:
-        stats = self.writeback.stats
+        stats = self.download_return.stats
         return [
             families.labelled("comfyui_restarts_total", [((), self.prober.restarts_seen)]),
-            families.labelled("watchdog_restarts_total", [((), self.prober.watch.restarts)]),
-            families.single("watchdog_failed_probes", self.prober.watch.failed_probes),
+            families.labelled("watchdog_restarts_total", [((), self.prober.hang.restarts)]),
+            families.single("watchdog_failed_probes", self.prober.hang.failed_probes),
             families.single("watchdog_enabled", 1.0 if self.settings.watchdog else 0.0),
             families.labelled("writeback_files_total", _by_type(stats.files)),
             families.labelled("writeback_bytes_total", _by_type(stats.bytes)),
             families.labelled("writeback_failures_total", _by_type(stats.failures)),
-            families.single("writeback_pending_files", self.writeback.pending()),
+            families.single("writeback_pending_files", self.download_return.pending()),
         ]
 
     # --- /healthz and /readyz
     def health(self) -> tuple[bool, str]:
         dead = [t.name for t in self.threads if not t.is_alive()]
-        if not self.watcher.alive():
+        if not self.inotify_trees.alive():
             dead.append("inotify")
         if dead or not self.prober.healthy():
             return False, "sidecar loop stopped: " + (", ".join(dead) or "probe")
