@@ -24,8 +24,9 @@ from inotify_simple import flags as iflags
 import warmup_tree
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
-from comfy_init.warmup import copier, engine, live_report, progress
-from comfy_init.warmup.copier import PARTIAL_SUFFIX
+from comfy_init.files import durable
+from comfy_init.files.durable import PARTIAL_SUFFIX
+from comfy_init.warmup import engine, live_report, progress
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyPool
 from comfy_init.warmup.report import FILE_STATUSES, FileRecord, Report, Totals, read_report
@@ -479,19 +480,10 @@ def test_opens_announced_while_a_write_is_under_way_share_the_next_write(
     assert writes == [[1, 0, 0, 0], [1, 1, 1, 1]]
 
 
-def test_a_report_in_more_pieces_than_one_writev_takes_is_written_whole(tmp_path: Path) -> None:
-    pieces = [f"<{i}>".encode() for i in range(2 * live_report.IOV_MAX + 5)]
-    path = tmp_path / "doc.json"
-    live_report.write_pieces(path, pieces)
-    assert path.read_bytes() == b"".join(pieces)
-    assert path.stat().st_mode & 0o777 == 0o644
-    assert os.listdir(tmp_path) == ["doc.json"]  # no temp file left
-
-
 def test_a_warmup_of_more_files_than_one_writev_takes_writes_whole_reports_throughout(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    count = live_report.IOV_MAX + 20
+    count = durable.IOV_MAX + 20
     for i in range(count):
         tree.model(f"embeddings/e{i:04d}.pt", 100 + i)
     tree.config("embeddings/*\n")
@@ -521,15 +513,15 @@ def test_each_cache_folder_is_synced_after_its_copies_land_and_before_the_report
     tree.model("vae/sub/c.pt", 3 * MiB)
     tree.config("loras/*\nvae/**\n")
     synced: list[tuple[Path, list[str], str | None]] = []
-    real_sync_dir = copier.sync_dir
+    real_sync_dir = durable.sync_dir
 
     def spy(path: Path) -> None:
         on_disk = read_report(tree.run / "warmup-report.json")
-        names = sorted(p.name for p in path.iterdir() if not copier.is_partial(p.name))
+        names = sorted(p.name for p in path.iterdir() if not durable.is_partial(p.name))
         synced.append((path, names, on_disk.state if on_disk else None))
         real_sync_dir(path)
 
-    monkeypatch.setattr(copier, "sync_dir", spy)
+    monkeypatch.setattr(durable, "sync_dir", spy)
     report = warm(tree.settings())
     assert report.state == "done"
     assert {path for path, _, _ in synced} == {tree.cache / "loras", tree.cache / "vae" / "sub"}

@@ -14,8 +14,9 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
+from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.sidecar import proc_writers
-from comfy_init.sidecar.download_return import TEMP_SUFFIX, DownloadReturn, place_no_replace
+from comfy_init.sidecar.download_return import DownloadReturn, place_no_replace
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, write_report
 from comfyui_standin.harness import free_port
@@ -160,7 +161,7 @@ def test_an_existing_volume_file_is_never_overwritten(tree: Tree) -> None:
 
 
 def test_a_volume_file_that_appears_during_the_copy_wins(tmp_path: Path) -> None:
-    temp = tmp_path / f".x.safetensors.1234{TEMP_SUFFIX}"
+    temp = tmp_path / f".x.safetensors.1234{PARTIAL_SUFFIX}"
     temp.write_bytes(b"ours")
     dest = tmp_path / "x.safetensors"
     dest.write_bytes(b"another pod's")
@@ -171,7 +172,7 @@ def test_a_volume_file_that_appears_during_the_copy_wins(tmp_path: Path) -> None
 def test_temp_names_and_hidden_files_are_never_copied(tree: Tree) -> None:
     tree.drop("checkpoints/model.safetensors.part", b"p")
     tree.drop("checkpoints/model.safetensors.tmp", b"t")
-    tree.drop(f"checkpoints/.model.safetensors.abcd{TEMP_SUFFIX}", b"c")
+    tree.drop(f"checkpoints/.model.safetensors.abcd{PARTIAL_SUFFIX}", b"c")
     tree.drop("checkpoints/.hidden.safetensors", b"h")
     tree.drop(".cache/checkpoints/x.safetensors", b"h")
     assert tree.returns.scan() == 0
@@ -212,6 +213,41 @@ def test_a_failed_copy_is_counted_and_retried_later(tree: Tree) -> None:
     tree.returns.run_due(tree.stop)
     assert (tree.volume / "vae" / "new.safetensors").read_bytes() == b"v" * 10
     assert tree.returns.stats.files == {"vae": 1}
+
+
+def test_a_download_that_shrinks_during_its_copy_is_a_failure_retried_not_half_copied(
+    tree: Tree,
+) -> None:
+    src = tree.drop("checkpoints/cut.safetensors", b"c" * 5000)
+
+    def truncate_before_the_open(path: Path) -> None:
+        os.truncate(path, 1000)  # after the settle check saw 5000 bytes, before the copy
+
+    tree.returns.expect_own_open = truncate_before_the_open
+    tree.returns.notice("checkpoints", "cut.safetensors", src)
+    tree.settle()
+    assert tree.returns.stats.failures == {"checkpoints": 1}
+    assert tree.returns.stats.files == {}
+    assert tree.volume_names("checkpoints") == []  # no temp file, no short copy
+    assert tree.returns.pending() == 1
+
+
+def test_a_download_is_returned_across_filesystems_through_the_kernel_copy(
+    tmpfs: Path, tmp_path: Path
+) -> None:
+    cache, volume = tmpfs / "cache", tmp_path / "volume"
+    data = os.urandom(300_000)
+    (cache / "loras").mkdir(parents=True)
+    (cache / "loras" / "x.safetensors").write_bytes(data)
+    clock = Clock()
+    returns = DownloadReturn(cache, volume, lambda: None, settle_seconds=SETTLE, clock=clock)
+    assert returns.scan() == 1
+    for _ in range(2):
+        clock.now += SETTLE
+        returns.run_due(threading.Event())
+    assert (volume / "loras" / "x.safetensors").read_bytes() == data
+    assert os.listdir(volume / "loras") == ["x.safetensors"]
+    assert returns.stats.files == {"loras": 1}
 
 
 def test_a_stop_during_write_back_leaves_no_temp_file_and_keeps_the_candidate(

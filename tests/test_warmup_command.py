@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from comfy_init.warmup.copier import PARTIAL_SUFFIX
+from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
 from comfyui_standin.harness import StandinProcess
 from warmup_tree import Tree

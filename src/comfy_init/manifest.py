@@ -23,10 +23,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from comfy_init.errors import ConfigError
+from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.settings import Settings
 
-# Suffix of a copy in progress (docs/architecture.md); such names are never models.
-PARTIAL_SUFFIX = ".comfy-init-partial"
 _WILDCARD = re.compile(r"[*?\[]")
 _TRAILING_COMMENT = re.compile(r"\s#.*$")
 _FIX = "write <type>/<path> relative to $COMFYUI_PATH/models, e.g. checkpoints/model.safetensors"

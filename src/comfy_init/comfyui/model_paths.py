@@ -27,8 +27,8 @@ import yaml
 
 from comfy_init import logs
 from comfy_init.errors import ConfigError
+from comfy_init.files.durable import write_atomic
 from comfy_init.settings import Settings
-from comfy_init.warmup.report import write_atomic
 
 SECTION = "comfy_init_cache"
 FLAG = "--extra-model-paths-config"

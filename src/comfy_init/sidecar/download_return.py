@@ -1,4 +1,4 @@
-"""No lost downloads: copy model files that appear in the cache back to the volume.
+"""No lost downloads: return model files that appear in the cache to the volume.
 
 With the cache first in ComfyUI's search order, ComfyUI-Manager and the model downloader
 save new models into the cache, on local disk that is wiped with the pod.  A model file in
@@ -10,11 +10,12 @@ the cache is copied to the same ``<type>/<name>`` under ``$COMFYUI_PATH/models``
   the start-up scan), no process has it open for writing (``/proc/*/fdinfo``), and its
   size and mtime stayed the same for ``settle_seconds``.
 
-The copy goes to a hidden temp name beside the destination, is fsynced, gets the cache
-file's mtime and is then *linked* into place (``link`` fails if the name exists, so a file
-another pod wrote meanwhile is kept), falling back to a rename where hard links are not
-supported.  A failed copy is retried with a growing delay.  Temp names (``*.part``,
-``*.tmp``, ``*.comfy-init-partial``) and hidden files are never models, so never copied.
+The copy goes to a hidden temp name beside the destination (``files.durable``), through the
+warmup's in-kernel copy (``files.kernel_copy``), is fsynced, gets the cache file's mtime and
+is then *linked* into place (``link`` fails if the name exists, so a file another pod wrote
+meanwhile is kept), falling back to a rename where hard links are not supported.  A failed
+copy is retried with a growing delay.  Temp names (``*.part``, ``*.tmp``,
+``*.comfy-init-partial``) and hidden files are never models, so never copied.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import threading
 import time
 from collections import defaultdict
@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init import logs
+from comfy_init.files import durable, kernel_copy
 from comfy_init.sidecar import model_files, proc_writers
 from comfy_init.warmup.report import Report
 
 log = logs.get_logger("writeback")
 
-TEMP_SUFFIX = ".comfy-init-partial"
-CHUNK = 8 * 1024 * 1024
 RETRY_SECONDS = (30.0, 60.0, 300.0, 900.0)
 
 
@@ -206,40 +205,30 @@ class DownloadReturn:
         """Copy ``cand`` to ``dest``: ``copied``, ``exists`` (someone was faster),
         ``changed`` (the cache file changed meanwhile) or ``stopped``."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        temp = durable.partial_path(dest)
         self.expect_own_open(cand.path)
         src_fd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             out_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
-                done = _sendfile_all(out_fd, src_fd, cand.size, stop)
+                stream = kernel_copy.Stream(src_fd, out_fd, source=str(cand.path))
+                method = kernel_copy.Method()
+                kernel_copy.copy_range(stream, 0, cand.size, method=method, cancel=stop)
                 st = os.fstat(src_fd)
-                if not done:
-                    return "stopped"
                 if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
                     return "changed"
                 os.utime(out_fd, ns=(time.time_ns(), cand.mtime_ns))
                 os.fsync(out_fd)
+            except kernel_copy.Cancelled:
+                return "stopped"
             finally:
                 os.close(out_fd)
             outcome = place_no_replace(temp, dest)
-            _fsync_dir(dest.parent)
+            durable.sync_dir(dest.parent)
             return outcome
         finally:
             os.close(src_fd)
             temp.unlink(missing_ok=True)
-
-
-def _sendfile_all(out_fd: int, in_fd: int, size: int, stop: threading.Event) -> bool:
-    offset = 0
-    while offset < size:
-        if stop.is_set():
-            return False
-        sent = os.sendfile(out_fd, in_fd, offset, min(CHUNK, size - offset))
-        if sent == 0:
-            raise OSError(errno.EIO, f"file shrank to {offset} of {size} bytes while copying")
-        offset += sent
-    return True
 
 
 def place_no_replace(temp: Path, dest: Path) -> str:
@@ -256,14 +245,6 @@ def place_no_replace(temp: Path, dest: Path) -> str:
         return "exists"
     os.rename(temp, dest)
     return "copied"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _quiet(read: Callable[[], Report | None]) -> Report | None:

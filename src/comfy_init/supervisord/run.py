@@ -16,9 +16,9 @@ from pathlib import Path
 
 from comfy_init import logs
 from comfy_init.errors import EnvironmentMissing
+from comfy_init.files.durable import write_atomic
 from comfy_init.settings import Settings
 from comfy_init.supervisord import programs, render
-from comfy_init.warmup.report import write_atomic
 
 log = logs.get_logger("supervisord")
 

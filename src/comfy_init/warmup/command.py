@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 from comfy_init import logs, manifest, residency
 from comfy_init.comfyui import model_paths
 from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, UsageError, signal_exit_code
+from comfy_init.files.durable import is_partial
 from comfy_init.pid1 import early
 from comfy_init.settings import Settings
 from comfy_init.warmup import engine, lock, plan
-from comfy_init.warmup.copier import is_partial
 
 T = TypeVar("T")
 POLL_SECONDS = 0.1

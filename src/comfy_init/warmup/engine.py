@@ -20,10 +20,11 @@ from stat import S_ISREG
 from comfy_init import manifest
 from comfy_init.comfyui import model_paths
 from comfy_init.errors import EnvironmentMissing
+from comfy_init.files.durable import is_partial
 from comfy_init.manifest import Expansion
 from comfy_init.settings import Settings
 from comfy_init.warmup import lock, plan
-from comfy_init.warmup.copier import RateLimiter, is_partial
+from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
