@@ -117,7 +117,7 @@ def test_leftovers_get_sigterm_and_the_stubborn_ones_sigkill_within_the_budget()
         """
         from comfy_init.pid1 import stop
         from comfy_init.pid1.children import Reaper, become_subreaper, spawn
-        from comfy_init.pid1.wakeup import Wakeup
+        from comfy_init.wakeup import Wakeup
         become_subreaper()
         wakeup = Wakeup()
         reaper = Reaper()
@@ -161,7 +161,7 @@ def test_wakeup_returns_early_when_a_signal_arrives() -> None:
         """
         import threading
         from comfy_init.pid1 import early
-        from comfy_init.pid1.wakeup import Wakeup
+        from comfy_init.wakeup import Wakeup
         early.install()
         wakeup = Wakeup()
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()

@@ -34,11 +34,11 @@ from comfy_init.errors import (
 from comfy_init.pid1 import early, stop, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
-from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
 from comfy_init.supervisord import programs, rpc, watch
 from comfy_init.supervisord import run as supervisord_run
 from comfy_init.supervisord.render import Layout
+from comfy_init.wakeup import Wakeup
 from comfy_init.warmup.report import Report
 
 log = logs.get_logger("boot")

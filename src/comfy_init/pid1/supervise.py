@@ -20,7 +20,7 @@ from comfy_init.errors import EXIT_OK, EXIT_SUPERVISOR
 from comfy_init.pid1 import early
 from comfy_init.pid1.children import Reaper, describe
 from comfy_init.pid1.stop import Budget, terminate_leftovers
-from comfy_init.pid1.wakeup import Deadline, Wakeup
+from comfy_init.wakeup import Deadline, Wakeup
 
 log = logs.get_logger("pid1")
 

@@ -1,7 +1,7 @@
 """``comfy-init metrics``: the sidecar's main loop, run by supervisord beside ComfyUI.
 
 The stop-signal handlers are already installed by ``cli`` (``pid1.early``); the main thread
-starts the sidecar and sleeps on the signal wake-up pipe (``pid1.wakeup``) until a stop
+starts the sidecar and sleeps on the signal wake-up pipe (``wakeup.Wakeup``) until a stop
 signal arrives, then shuts everything down and exits 0.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from comfy_init import errors, logs
 from comfy_init.pid1 import early
-from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
 from comfy_init.sidecar.wiring import Sidecar
+from comfy_init.wakeup import Wakeup
 
 log = logs.get_logger("metrics")
 

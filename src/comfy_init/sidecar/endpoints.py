@@ -5,16 +5,14 @@ stdlib server.
 text format, or OpenMetrics when the ``Accept`` header asks for it; gzip when accepted.
 ``/healthz`` and ``/readyz`` answer ``200 ok`` or ``503 <short reason>`` in plain text.
 
-``Server.serve`` sleeps in a selector on the listening socket and a wake-up pipe, with no
-timeout: an idle sidecar never wakes for its HTTP server (``serve_forever`` would wake every
+``Server.serve`` sleeps on the listening socket and a wake-up pipe (``wakeup.WakePipe``), with
+no timeout: an idle sidecar never wakes for its HTTP server (``serve_forever`` would wake every
 ``poll_interval`` to look for a shutdown request), and ``shutdown`` still ends it at once.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
-import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import logs
+from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("metrics.endpoints")
 
@@ -43,7 +42,7 @@ class Server(ThreadingHTTPServer):
         self.registry = registry
         self.health = health
         self.ready = ready
-        self._wake_read, self._wake_write = os.pipe()  # before bind: a failed bind closes it
+        self._wake = WakePipe()  # before bind: a failed bind closes it
         self._served = threading.Event()  # set while serve() is not running
         self._served.set()
         super().__init__((addr, port), Handler)
@@ -53,14 +52,11 @@ class Server(ThreadingHTTPServer):
         """Answer requests (one thread each) until ``shutdown()``."""
         self._served.clear()
         try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(self.socket, selectors.EVENT_READ, "accept")
-                selector.register(self._wake_read, selectors.EVENT_READ, "stop")
-                while True:
-                    events = selector.select()
-                    if any(key.data == "stop" for key, _ in events):
-                        return
-                    self._accept()
+            while True:
+                self._wake.wait(None, self.socket.fileno())
+                if self._wake.poked():
+                    return
+                self._accept()
         finally:
             self._served.set()
 
@@ -75,16 +71,14 @@ class Server(ThreadingHTTPServer):
     def shutdown(self) -> None:
         """Make ``serve()`` return and wait until it has (at once if it is not running;
         a ``serve()`` started later returns at once too)."""
-        if self._wake_write >= 0:  # else closed: nothing serves any more
-            os.write(self._wake_write, b"\0")
+        if not self._wake.closed:  # else nothing serves any more
+            self._wake.poke()
             self._served.wait()
 
     def server_close(self) -> None:
         super().server_close()
-        if self._served.is_set() and self._wake_read >= 0:
-            os.close(self._wake_read)
-            os.close(self._wake_write)
-            self._wake_read = self._wake_write = -1
+        if self._served.is_set():
+            self._wake.close()
 
 
 class Handler(BaseHTTPRequestHandler):

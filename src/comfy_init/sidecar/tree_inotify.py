@@ -17,9 +17,7 @@ are dropped.
 
 from __future__ import annotations
 
-import math
 import os
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from inotify_simple import INotify, flags
 
 from comfy_init import logs
 from comfy_init.sidecar import model_files
+from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("metrics.watcher")
 
@@ -68,7 +67,7 @@ class TreeInotify:
         self._dirs: dict[int, tuple[str, Path]] = {}  # wd → (location, directory)
         self._root_wds: dict[str, int] = {}
         self._stop = threading.Event()
-        self._wake_read, self._wake_write = os.pipe()
+        self._wake = WakePipe()  # poked by stop()
         self._thread = threading.Thread(target=self._run, name="inotify", daemon=True)
         self._limit_logged = False
         self.ready = threading.Event()  # set once every existing root is watched
@@ -81,13 +80,12 @@ class TreeInotify:
         if self._stop.is_set():
             return
         self._stop.set()
-        os.write(self._wake_write, b"\0")
+        self._wake.poke()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if not self._thread.is_alive():  # else the thread still reads them; they die with us
             self.inotify.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            self._wake.close()
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -103,15 +101,12 @@ class TreeInotify:
         try:
             self._watch_roots()
             self.ready.set()
-            poller = select.poll()
-            poller.register(self.inotify.fileno(), select.POLLIN)
-            poller.register(self._wake_read, select.POLLIN)
             next_roots = time.monotonic() + ROOT_RETRY_SECONDS
             while not self._stop.is_set():
                 timeout = None  # every root watched: sleep until there are events
                 if self._missing_root():
-                    timeout = math.ceil(max(0.0, next_roots - time.monotonic()) * 1000)
-                poller.poll(timeout)
+                    timeout = next_roots - time.monotonic()
+                self._wake.wait(timeout, self.inotify.fileno())
                 if self._stop.is_set():
                     return
                 for event in self.inotify.read(timeout=0):

@@ -23,9 +23,7 @@ a pidfd of that process, so a crash or kill ends the slow pace the moment it hap
 
 from __future__ import annotations
 
-import math
 import os
-import select
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.supervisord import rpc
+from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("watch")
 
@@ -89,9 +88,7 @@ class _Nap:
     (``watch(pid)``, through a pidfd) exits."""
 
     def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        self._lock = threading.Lock()  # wake() never writes to a closed (reused) fd
-        self._closed = False
+        self._pipe = WakePipe()
         self.pid = 0  # the process watched
         self._pidfd: int | None = None
 
@@ -114,28 +111,20 @@ class _Nap:
 
     def sleep(self, seconds: float) -> int:
         """Sleep up to ``seconds``; the pid of the watched process if it exited, else 0."""
-        poller = select.poll()
-        poller.register(self._read, select.POLLIN)
-        if self._pidfd is not None:
-            poller.register(self._pidfd, select.POLLIN)
-        ready = poller.poll(math.ceil(seconds * 1000))
-        if self._pidfd is None or not any(fd == self._pidfd for fd, _ in ready):
+        pidfd = self._pidfd
+        fds = () if pidfd is None else (pidfd,)
+        if pidfd is None or pidfd not in self._pipe.wait(seconds, *fds):
             return 0
         gone = self.pid
         self.watch(0)
         return gone
 
     def wake(self) -> None:
-        with self._lock:
-            if not self._closed:
-                os.write(self._write, b"\0")
+        self._pipe.poke()
 
     def close(self) -> None:
         self.watch(0)
-        with self._lock:
-            self._closed = True
-            os.close(self._read)
-            os.close(self._write)
+        self._pipe.close()
 
 
 class ComfyUIWatcher:
