@@ -77,12 +77,6 @@ class OpenCounter:
         with self._lock:
             self._own[path_key(path)].append(self._clock() + self._own_ttl)
 
-    def add_type(self, type_: str) -> None:
-        """Make the counters of ``type_`` exist (at 0) for both locations."""
-        with self._lock:
-            for location in LOCATIONS:
-                self.opens.setdefault((type_, location), 0)
-
     # --- events
     def on_created(self, path: str | os.PathLike[str]) -> None:
         with self._lock:
