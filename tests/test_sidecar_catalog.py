@@ -83,7 +83,7 @@ def test_readme_metrics_table_is_the_catalog() -> None:
         line for line in catalog.markdown_table().splitlines() if line.startswith("| `comfyinit_")
     ]
     assert _readme_metrics_rows() == expected, (
-        "README '## Metrics' table is out of step with src/comfy_init/metrics/catalog.py; "
+        "README '## Metrics' table is out of step with src/comfy_init/sidecar/catalog.py; "
         "regenerate it with: python -c 'from comfy_init.sidecar.catalog import markdown_table; "
         "print(markdown_table())'"
     )
