@@ -17,8 +17,8 @@ from supervisor.options import expand
 
 from comfy_init import settings
 from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.supervisord import config as supervisord_config
 from comfy_init.supervisord import programs, render
-from comfy_init.supervisord import run as supervisord_run
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "supervisord.conf"
@@ -102,8 +102,8 @@ def test_shipped_template_renders_the_golden_config() -> None:
 
 def test_rendered_default_config_passes_supervisord_parser(tmp_path: Path) -> None:
     s = conf(tmp_path, METRICS="1")
-    plan = supervisord_run.build_config(s, python=sys.executable, background_warmup=True)
-    supervisord_run.install(s, plan)
+    plan = supervisord_config.build_config(s, python=sys.executable, background_warmup=True)
+    supervisord_config.install(s, plan)
     text = s.supervisord_conf.read_text()
     assert "[inet_http_server]" not in text
     assert f"serverurl=unix://{tmp_path}/run/supervisord.sock" in text
@@ -111,7 +111,7 @@ def test_rendered_default_config_passes_supervisord_parser(tmp_path: Path) -> No
 
 
 def test_metrics_0_leaves_the_sidecar_out(tmp_path: Path) -> None:
-    plan = supervisord_run.build_config(conf(tmp_path, METRICS="0"), python=sys.executable)
+    plan = supervisord_config.build_config(conf(tmp_path, METRICS="0"), python=sys.executable)
     assert plan.program_names == ("comfyui",)
     assert "[program:metrics]" not in plan.text
     assert "[program:warmup]" not in plan.text
@@ -145,7 +145,7 @@ def user_template(tmp_path: Path, text: str) -> settings.Settings:
 def test_unknown_variable_in_a_template_names_it_and_the_template(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\nnodaemon=true\nfoo={{ comfy_ui }}\n")
     with pytest.raises(ConfigError) as err:
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
     assert "mine.conf.j2" in str(err.value)
     assert "comfy_ui" in str(err.value)
     assert "comfyui" in str(err.value)  # the variables that do exist
@@ -154,13 +154,13 @@ def test_unknown_variable_in_a_template_names_it_and_the_template(tmp_path: Path
 def test_template_syntax_error_names_the_line(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\n\n{% if %}\n")
     with pytest.raises(ConfigError, match=r"mine\.conf\.j2:3"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
 
 
 def test_unreadable_template_names_the_variable(tmp_path: Path) -> None:
     s = conf(tmp_path, SUPERVISORD_TEMPLATE=str(tmp_path / "absent.j2"))
     with pytest.raises(ConfigError, match="SUPERVISORD_TEMPLATE"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
 
 
 def shipped_with(extra: str, tmp_path: Path) -> settings.Settings:
@@ -169,25 +169,25 @@ def shipped_with(extra: str, tmp_path: Path) -> settings.Settings:
 
 def test_a_tcp_control_port_is_refused(tmp_path: Path) -> None:
     s = shipped_with("\n[inet_http_server]\nport=127.0.0.1:9001\n", tmp_path)
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    plan = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError, match="inet_http_server"):
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, plan)
     assert not s.supervisord_conf.exists()
 
 
 def test_config_supervisord_would_refuse_is_reported_with_its_reason(tmp_path: Path) -> None:
     s = shipped_with("\n[program:extra]\ncommand=sleep 1\nstopsignal=NOPE\n", tmp_path)
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    plan = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError, match="NOPE") as err:
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, plan)
     assert "mine.conf.j2" in str(err.value)
 
 
 def test_missing_control_sections_and_comfyui_program_are_all_reported(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\nnodaemon=false\n")
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    plan = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError) as err:
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, plan)
     text = str(err.value)
     for needed in ("[unix_http_server]", "[supervisorctl]", "[rpcinterface:supervisor]"):
         assert needed in text
@@ -198,7 +198,7 @@ def test_missing_control_sections_and_comfyui_program_are_all_reported(tmp_path:
 def test_a_run_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
     s = conf(tmp_path, RUN_DIR="/" + "r" * 120)
     with pytest.raises(ConfigError, match="RUN_DIR"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
 
 
 # -- ComfyUI's command line ----------------------------------------------------------------

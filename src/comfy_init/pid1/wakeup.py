@@ -2,7 +2,7 @@
 
 ``signal.set_wakeup_fd`` makes the C-level signal handler write a byte to a pipe the moment
 a signal arrives, even while the main thread sits in ``select``; the Python handler (which
-only records the signal, see ``early``) runs right after.  Worker threads poke the same pipe
+only records the signal, see ``stop_signals``) runs right after.  Worker threads poke the same pipe
 to say "something finished".
 """
 

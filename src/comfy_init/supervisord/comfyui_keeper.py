@@ -1,11 +1,11 @@
-"""Watch ComfyUI through supervisord: readiness lines and the crash-loop policy.
+"""Keep ComfyUI up through supervisord: readiness lines, and a restart after it gave up.
 
 Crash loops, in two layers:
 1. supervisord retries an early crash (one within ``startsecs``) ``startretries`` times with
    a growing delay (1 s, 2 s, 3 s), then gives up: the program is FATAL.  A crash after
    ``startsecs`` is restarted at once; such a loop is no faster than one start per
    ``startsecs`` and each exit is in supervisord's log.
-2. A FATAL ComfyUI would stay down for good, silently.  This watcher polls supervisord,
+2. A FATAL ComfyUI would stay down for good, silently.  The keeper polls supervisord,
    logs ``comfyui_gave_up`` (an error, with supervisord's reason) and starts ComfyUI again
    after ``COMFYUI_RESTART_BACKOFF`` seconds, doubling at every give-up up to ten times
    that; the delay is forgotten once ComfyUI has stayed up for that longest delay.
@@ -138,7 +138,7 @@ class _Nap:
             os.close(self._write)
 
 
-class ComfyUIWatcher:
+class ComfyUIKeeper:
     """A thread that asks supervisord about ``comfyui``: every ``poll_seconds`` while it is
     on its way up, every ``settled_seconds`` once it answers or is down for good."""
 
@@ -167,9 +167,9 @@ class ComfyUIWatcher:
         self.running_since: float | None = None
         self._stop = threading.Event()
         self._nap = _Nap()
-        self._thread = threading.Thread(target=self._run, name="comfyui-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="comfyui-keeper", daemon=True)
 
-    def start(self) -> ComfyUIWatcher:
+    def start(self) -> ComfyUIKeeper:
         self._thread.start()
         return self
 

@@ -1,4 +1,4 @@
-"""Prepare and describe the supervisord run: config for the settings, files, command line.
+"""supervisord's config for the settings, its runtime directories, and its command line.
 
 ``build_config`` is the pure path from settings to the config text; ``install`` creates the
 runtime directories (root-only), checks the text with supervisord's own parser (which wants
@@ -27,7 +27,7 @@ WARMUP_STOP_SECONDS = 3
 
 
 @dataclass(frozen=True)
-class Plan:
+class SupervisordConfig:
     """Everything decided before supervisord starts."""
 
     text: str  # the rendered config
@@ -44,7 +44,7 @@ def build_config(
     background_warmup: bool = False,
     user: str | None = None,
     python: str | None = None,
-) -> Plan:
+) -> SupervisordConfig:
     """Render the config for ``settings``; raise ConfigError/EnvironmentMissing."""
     env_binary = shutil.which("env") or "/usr/bin/env"
     comfyui = programs.comfyui(
@@ -79,10 +79,10 @@ def build_config(
     )
     text = render.render(render.read_template(template), str(template), ctx)
     names = tuple(p.name for p in (comfyui, metrics, warmup) if p is not None)
-    return Plan(text=text, template=template, comfyui=comfyui, program_names=names)
+    return SupervisordConfig(text=text, template=template, comfyui=comfyui, program_names=names)
 
 
-def install(settings: Settings, plan: Plan) -> Path:
+def install(settings: Settings, plan: SupervisordConfig) -> Path:
     """Create the run and log directories (root-only), check the config, write it atomically."""
     layout = render.Layout.of(settings)
     try:
