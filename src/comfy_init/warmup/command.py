@@ -205,7 +205,7 @@ def _clean(settings: Settings) -> int:
     def work(cancel: threading.Event) -> tuple[int, int, list[str]]:
         files = nbytes = 0
         kept: list[str] = []
-        with lock.hold(settings.run_dir / lock.LOCK_NAME, cancel) as held:
+        with lock.hold(settings.warmup_lock_path, cancel) as held:
             if not held or not cache.is_dir():
                 return 0, 0, []
             for type_dir in sorted(p for p in cache.iterdir() if p.is_dir() and not p.is_symlink()):
