@@ -38,7 +38,6 @@ from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
 from comfy_init.supervisord import comfyui_keeper, programs, rpc
 from comfy_init.supervisord import config as supervisord_config
-from comfy_init.supervisord.render import Layout
 from comfy_init.warmup.report import Report
 
 log = logs.get_logger("boot")
@@ -65,13 +64,13 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
 
     programs.check_comfyui_present(settings)
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
-    plan = supervisord_config.build_config(
+    config = supervisord_config.build_config(
         settings,
         vram_flags=vram,
         extra=tuple(args.comfyui_extra or ()),
         background_warmup=mode == "background",
     )
-    supervisord_config.install(settings, plan)
+    supervisord_config.install(settings, config)
     budget = stop.budget(settings.comfyui_stop_seconds)
     if budget.total > stop.DOCKER_GRACE_SECONDS:
         log.warning(
@@ -112,7 +111,7 @@ def _run_supervisord(
 ) -> int:
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
-    relay = LogRelay(Layout.of(settings).log_dir)
+    relay = LogRelay(settings.log_dir)
     pid = spawn(supervisord_config.argv(settings))
     reaper.watch(pid, "supervisord")
     log.info("supervisord_started", pid=pid, config=str(settings.supervisord_conf))

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.supervisord import rpc
+from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
 
 log = logs.get_logger("watch")
 
-PROGRAM = "comfyui"
 POLL_SECONDS = 1.0  # while ComfyUI is on its way up
 SETTLED_SECONDS = 5.0  # once it answers, or is down for good
 ON_ITS_WAY = ("STARTING", "BACKOFF")
@@ -153,6 +153,7 @@ class ComfyUIKeeper:
         settled_seconds: float = SETTLED_SECONDS,
     ) -> None:
         self.client = client
+        self.status = ProgramStatus(client)
         self.port = port
         self.container_started = container_started
         self.backoff = backoff
@@ -161,7 +162,6 @@ class ComfyUIKeeper:
         self.statename: str | None = None  # at the last look; None: supervisord silent
         self.give_ups = 0
         self.restart_at: float | None = None
-        self.seen_pid = 0
         self.ready_pid = 0
         self.gone_pid = 0  # an answering process seen to exit (before supervisord says so)
         self.running_since: float | None = None
@@ -200,7 +200,7 @@ class ComfyUIKeeper:
     def _answering_pid(self) -> int:
         """The pid of the RUNNING ComfyUI that answered and is not known to be gone, or 0."""
         pid = self.ready_pid
-        return pid if self.statename == "RUNNING" and pid == self.seen_pid != self.gone_pid else 0
+        return pid if self.statename == "RUNNING" and pid == self.status.pid != self.gone_pid else 0
 
     def _next_poll(self, now: float) -> float:
         return next_poll(
@@ -213,10 +213,13 @@ class ComfyUIKeeper:
         )
 
     def step(self, now: float) -> None:
-        info = self.client.get_process_info(PROGRAM)
+        info = self.status.ask()
+        if info is None:
+            self.statename = None
+            log.debug("watch_poll_failed", error=self.status.error)
+            return
         self.statename = info.statename
-        if info.pid and info.pid != self.seen_pid:
-            self.seen_pid = info.pid
+        if self.status.new_process:
             log.info("comfyui_started", pid=info.pid)
         if info.statename in ("STARTING", "RUNNING"):
             self._probe(info)
@@ -270,7 +273,7 @@ class ComfyUIKeeper:
             log.warning("comfyui_restarting", give_ups=self.give_ups)
             self.statename = "STARTING"  # asked to start: on its way up, look again soon
             try:
-                self.client.start_process(PROGRAM, wait=False)
+                self.client.start_process(COMFYUI, wait=False)
             except rpc.RpcFault as exc:
                 if exc.fault_name != "ALREADY_STARTED":
                     raise
