@@ -17,8 +17,6 @@ from collections.abc import Sequence  # noqa: E402
 
 from comfy_init import __version__, errors  # noqa: E402
 
-VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram", "--cpu")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

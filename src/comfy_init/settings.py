@@ -7,7 +7,6 @@ value.  Every path under ``RUN_DIR`` is named here, and nowhere else.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +96,6 @@ class Settings:
             self.comfyui_path.parent / raw,
             self.config_dir / raw,
         ]
-
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
 
 
 def from_env(environ: Mapping[str, str]) -> Settings:
