@@ -8,6 +8,7 @@ what it accepts, and writes a value back as text.  The same words end the error 
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,16 @@ def markdown(text: str) -> str:
     return f"`{text}`"
 
 
-class Kind(Generic[T]):
+class Kind(ABC, Generic[T]):
     """One shape of value: parse, describe, show."""
 
+    @abstractmethod
     def parse(self, text: str) -> T:
-        raise NotImplementedError
+        """The value of ``text``; ValueError if it is malformed or out of range."""
 
+    @abstractmethod
     def accepts(self, quote: Quote = plain) -> str:
-        raise NotImplementedError
+        """What ``parse`` accepts, in words (literal values passed through ``quote``)."""
 
     def show(self, value: T) -> str:
         """``value`` as the variable's text (``parse(show(v)) == v``)."""

@@ -1,4 +1,8 @@
-"""What supervisord runs: the ComfyUI command line and the programs beside it (pure).
+"""What supervisord runs: ``PROGRAMS``, one entry per program with all its settings (pure).
+
+Each entry makes its ``Program`` from the ``Start`` (settings and the start command's
+choices), or leaves itself out; the template writes one ``[program:x]`` section per
+program.  A new program is one function here, listed in ``PROGRAMS``, and its test.
 
 ComfyUI is started as ``env --default-signal=PIPE,XFSZ <python> main.py --port P
 --extra-model-paths-config <our yaml> $COMFYUI_ARGS [--highvram|--lowvram] [-- args]`` in
