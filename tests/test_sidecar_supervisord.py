@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -203,7 +203,7 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 @pytest.fixture
 def sidecar(pod: Pod) -> Iterator[Sidecar]:
-    car = Sidecar(pod.settings.replace(watchdog=False), registry=CollectorRegistry())
+    car = Sidecar(replace(pod.settings, watchdog=False), registry=CollectorRegistry())
     car.start()
     try:
         yield car
@@ -253,7 +253,7 @@ def test_full_scrape_has_every_catalog_metric_and_promtool_finds_nothing_to_say(
         conf.report_path,
         Report("done", 1, 100.0, "conf", "/v", "/c", 101.0, files, Totals.of(files, 1.0)),
     )
-    car = Sidecar(conf.replace(watchdog=False), registry=CollectorRegistry())
+    car = Sidecar(replace(conf, watchdog=False), registry=CollectorRegistry())
     car.start()
     try:
         assert pod.post("/standin/queue?running=1&pending=2") == 200

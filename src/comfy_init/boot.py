@@ -31,13 +31,12 @@ from comfy_init.errors import (
     EnvironmentMissing,
     signal_exit_code,
 )
-from comfy_init.pid1 import early, stop, supervise
+from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
 from comfy_init.settings import Settings
-from comfy_init.supervisord import programs, rpc, watch
-from comfy_init.supervisord import run as supervisord_run
-from comfy_init.supervisord.render import Layout
+from comfy_init.supervisord import comfyui_keeper, programs, rpc
+from comfy_init.supervisord import config as supervisord_config
 from comfy_init.wakeup import Wakeup
 from comfy_init.warmup.report import Report
 
@@ -65,13 +64,13 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
 
     programs.check_comfyui_present(settings)
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
-    plan = supervisord_run.build_config(
+    config = supervisord_config.build_config(
         settings,
         vram_flags=vram,
         extra=tuple(args.comfyui_extra or ()),
         background_warmup=mode == "background",
     )
-    supervisord_run.install(settings, plan)
+    supervisord_config.install(settings, config)
     budget = stop.budget(settings.comfyui_stop_seconds)
     if budget.total > stop.DOCKER_GRACE_SECONDS:
         log.warning(
@@ -97,7 +96,7 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
     else:
         write_model_paths(settings)
 
-    signum = early.take()
+    signum = stop_signals.take()
     if signum is not None:
         return _interrupted(signum, "start-up")
     return _run_supervisord(settings, reaper, wakeup, budget, container_started)
@@ -112,17 +111,17 @@ def _run_supervisord(
 ) -> int:
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
-    relay = LogRelay(Layout.of(settings).log_dir)
-    pid = spawn(supervisord_run.argv(settings))
+    relay = LogRelay(settings.log_dir)
+    pid = spawn(supervisord_config.argv(settings))
     reaper.watch(pid, "supervisord")
     log.info("supervisord_started", pid=pid, config=str(settings.supervisord_conf))
     relay.start()
     client = rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS)
-    watcher = watch.ComfyUIWatcher(
+    keeper = comfyui_keeper.ComfyUIKeeper(
         client,
         port=settings.comfyui_port,
         container_started=container_started,
-        backoff=watch.Backoff(settings.comfyui_restart_backoff),
+        backoff=comfyui_keeper.Backoff(settings.comfyui_restart_backoff),
     ).start()
     try:
         code = supervise.run_supervisord(
@@ -130,11 +129,11 @@ def _run_supervisord(
             reaper=reaper,
             wakeup=wakeup,
             budget=budget,
-            on_stopping=watcher.stop,
+            on_stopping=keeper.stop,
             request_stop=lambda: request_shutdown(client),
         )
     except BaseException:
-        watcher.stop()
+        keeper.stop()
         stop.terminate_leftovers(reaper, wakeup, budget)
         raise
     finally:

@@ -1,14 +1,14 @@
 """Command line: ``comfy-init warmup|start|metrics``.  The only place that catches errors.
 
-PID 1 duty first: ``early.install()`` runs before anything else is imported, so no stop
+PID 1 duty first: ``stop_signals.install()`` runs before anything else is imported, so no stop
 signal is lost while the rest of the program loads.
 """
 
 from __future__ import annotations
 
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 
-early.install()
+stop_signals.install()
 
 import argparse  # noqa: E402 - after the signal handlers, on purpose
 import os  # noqa: E402
@@ -16,8 +16,6 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from comfy_init import __version__, errors  # noqa: E402
-
-VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram", "--cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:

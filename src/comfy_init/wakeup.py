@@ -5,7 +5,7 @@ pidfd, a listening socket) until another thread ``poke``s it, one of them is rea
 timeout passes.  A poke stays until ``drain``: a loop told to stop keeps waking at once,
 wherever it sleeps next.  ``catch_signals`` makes the C-level signal handler write to the
 pipe too (``signal.set_wakeup_fd``), so a signal ends the main thread's sleep even in
-``poll``; the Python handler (which only records the signal, see ``pid1.early``) runs right
+``poll``; the Python handler (which only records the signal, see ``pid1.stop_signals``) runs right
 after.
 
 ``Wakeup`` is the main loop's alarm clock (PID 1, the sidecar's main thread): signals and

@@ -1,14 +1,14 @@
 """``comfy-init metrics``: the sidecar's main loop, run by supervisord beside ComfyUI.
 
-The stop-signal handlers are already installed by ``cli`` (``pid1.early``); the main thread
-starts the sidecar and sleeps on the signal wake-up pipe (``wakeup.Wakeup``) until a stop
+The stop-signal handlers are already installed by ``cli`` (``pid1.stop_signals``); the main
+thread starts the sidecar and sleeps on the signal wake-up pipe (``wakeup.Wakeup``) until a stop
 signal arrives, then shuts everything down and exits 0.
 """
 
 from __future__ import annotations
 
 from comfy_init import errors, logs
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.wakeup import Wakeup
@@ -31,7 +31,7 @@ def run(settings: Settings) -> int:
     wakeup: Wakeup | None = None
     try:
         wakeup = Wakeup()  # a signal from now on wakes wait(); earlier ones wait in take()
-        while (signum := early.take()) is None:
+        while (signum := stop_signals.take()) is None:
             wakeup.wait(IDLE_SECONDS)
     finally:
         sidecar.stop()

@@ -19,11 +19,10 @@ from comfy_init import logs
 from comfy_init.sidecar import comfyui_source
 from comfy_init.sidecar.comfyui_source import Probe
 from comfy_init.sidecar.hang_watchdog import HangWatch, Policy, restart
-from comfy_init.supervisord.rpc import Client, ProcessInfo, RpcFault, SupervisordUnavailable
+from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
+from comfy_init.supervisord.rpc import Client, ProcessInfo
 
 log = logs.get_logger("metrics.prober")
-
-PROGRAM = "comfyui"  # the supervisord program name of ComfyUI
 
 
 class Prober:
@@ -34,13 +33,14 @@ class Prober:
         interval: float,
         policy: Policy,
         *,
-        program: str = PROGRAM,
+        program: str = COMFYUI,
         stop_timeout: float = 30.0,
         probe: Callable[[], Probe] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.program = program
+        self.status = ProgramStatus(client, program)
         self.interval = interval
         self.policy = policy
         self.stop_timeout = stop_timeout
@@ -48,11 +48,7 @@ class Prober:
         self._probe = probe or (lambda: comfyui_source.probe(port, timeout=timeout))
         self.clock = clock
         self.hang = HangWatch()
-        self.latest_info: ProcessInfo | None = None
-        self.info_error = "not asked yet"
         self.latest_probe: Probe | None = None
-        self.restarts_seen = 0
-        self._last_pid: int | None = None
         self.last_round = 0.0  # monotonic time the last round ended
 
     # --- one round (the loop calls this; tests call it directly)
@@ -88,19 +84,19 @@ class Prober:
         budget = 3 * self.interval + 2 * min(5.0, max(1.0, self.interval)) + self.stop_timeout
         return time.monotonic() - self.last_round < budget
 
+    @property
+    def latest_info(self) -> ProcessInfo | None:
+        return self.status.info
+
+    @property
+    def restarts_seen(self) -> int:
+        return self.status.restarts
+
     def _ask_supervisord(self) -> ProcessInfo | None:
-        try:
-            info = self.client.get_process_info(self.program)
-        except (SupervisordUnavailable, RpcFault) as exc:
-            if self.latest_info is not None or self.info_error == "not asked yet":
-                log.warning("supervisord_unavailable", error=str(exc))
-            self.latest_info, self.info_error = None, str(exc)
-            return None
-        if info.pid and info.pid != self._last_pid:
-            if self._last_pid is not None:
-                self.restarts_seen += 1
-            self._last_pid = info.pid
-        self.latest_info, self.info_error = info, ""
+        news = self.status.answered_before()
+        info = self.status.ask()
+        if info is None and news:
+            log.warning("supervisord_unavailable", error=self.status.error)
         return info
 
     # --- sources for the collector

@@ -30,10 +30,11 @@ from comfy_init.sidecar.collector import SidecarCollector, Source
 from comfy_init.sidecar.endpoints import Server
 from comfy_init.sidecar.hang_watchdog import Policy
 from comfy_init.sidecar.opens import OpenCounter
-from comfy_init.sidecar.prober import PROGRAM, Prober
+from comfy_init.sidecar.prober import Prober
 from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.warmup_source import WarmupSource
-from comfy_init.supervisord.rpc import Client, RpcFault, SupervisordUnavailable
+from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
+from comfy_init.supervisord.rpc import Client
 from comfy_init.warmup.report import Report, read_report
 
 log = logs.get_logger("metrics.sidecar")
@@ -56,7 +57,7 @@ class Sidecar:
         proc_root: Path = Path("/proc"),
         cache_scan_seconds: float = 15.0,
         settle_seconds: float = 5.0,
-        program: str = PROGRAM,
+        program: str = COMFYUI,
     ) -> None:
         self.settings = settings
         self.program = program
@@ -74,7 +75,9 @@ class Sidecar:
             program=program,
             stop_timeout=settings.comfyui_stop_seconds + 15.0,
         )
-        self.health_client = Client(settings.supervisord_socket, timeout=2.0)
+        self.health_status = ProgramStatus(
+            Client(settings.supervisord_socket, timeout=2.0), program
+        )
         self.download_return = download_return.DownloadReturn(
             settings.cache_path,
             settings.models_path,
@@ -230,10 +233,9 @@ class Sidecar:
             dead.append("inotify")
         if dead or not self.prober.healthy():
             return False, "sidecar loop stopped: " + (", ".join(dead) or "probe")
-        try:
-            info = self.health_client.get_process_info(self.program)
-        except (SupervisordUnavailable, RpcFault) as exc:
-            return False, f"supervisord unavailable: {exc}"
+        info = self.health_status.ask()
+        if info is None:
+            return False, f"supervisord unavailable: {self.health_status.error}"
         if info.statename in READY_STATES:
             return True, f"ok: {self.program} {info.statename}"
         detail = f" ({info.spawnerr})" if info.spawnerr else ""

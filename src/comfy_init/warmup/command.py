@@ -1,7 +1,7 @@
 """``comfy-init warmup [CONFIG] [--list|--status|--clean|--setup-only] [--json]``.
 
 The default warms the cache in a worker thread while the main thread watches for stop
-signals (recorded by ``pid1.early``): SIGTERM/SIGINT cancel the warmup, which removes its
+signals (recorded by ``pid1.stop_signals``): SIGTERM/SIGINT cancel the warmup, which removes its
 temp files, and the command exits 128+signal.  Exit 0 when every file is a hit or copied,
 ``EXIT_WARMUP_INCOMPLETE`` when any failed or did not fit, 3 for a bad config.
 """
@@ -23,7 +23,7 @@ from comfy_init import logs, manifest, residency
 from comfy_init.comfyui import model_paths
 from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, UsageError, signal_exit_code
 from comfy_init.files.durable import is_partial
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
 from comfy_init.warmup import engine, lock, plan
 
@@ -63,7 +63,7 @@ def in_worker(work: Callable[[threading.Event], T]) -> tuple[T | None, int | Non
     stopped_by: int | None = None
     while thread.is_alive():
         thread.join(POLL_SECONDS)
-        signum = early.take()
+        signum = stop_signals.take()
         if signum is not None and stopped_by is None:
             stopped_by = signum
             logs.get_logger("warmup").warning("warmup_stopping", signal=signal.Signals(signum).name)
@@ -205,7 +205,7 @@ def _clean(settings: Settings) -> int:
     def work(cancel: threading.Event) -> tuple[int, int, list[str]]:
         files = nbytes = 0
         kept: list[str] = []
-        with lock.hold(settings.run_dir / lock.LOCK_NAME, cancel) as held:
+        with lock.hold(settings.warmup_lock_path, cancel) as held:
             if not held or not cache.is_dir():
                 return 0, 0, []
             for type_dir in sorted(p for p in cache.iterdir() if p.is_dir() and not p.is_symlink()):

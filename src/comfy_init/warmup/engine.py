@@ -59,7 +59,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
     )
-    with lock.hold(settings.run_dir / lock.LOCK_NAME, cancel) as held:
+    with lock.hold(settings.warmup_lock_path, cancel) as held:
         if held:
             for removed in remove_partials(settings.cache_path):
                 progress.partial_removed(str(removed))

@@ -1,4 +1,4 @@
-"""Prepare and describe the supervisord run: config for the settings, files, command line.
+"""supervisord's config for the settings, its runtime directories, and its command line.
 
 ``build_config`` is the pure path from settings to the config text; ``install`` creates the
 runtime directories (root-only), checks the text with supervisord's own parser (which wants
@@ -22,18 +22,18 @@ from comfy_init.supervisord import programs, render
 
 log = logs.get_logger("supervisord")
 
-METRICS_STOP_SECONDS = 2
-WARMUP_STOP_SECONDS = 3
-
 
 @dataclass(frozen=True)
-class Plan:
+class SupervisordConfig:
     """Everything decided before supervisord starts."""
 
     text: str  # the rendered config
     template: Path
-    comfyui: programs.Program
-    program_names: tuple[str, ...]
+    programs: tuple[programs.Program, ...]
+
+    @property
+    def program_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.programs)
 
 
 def build_config(
@@ -44,59 +44,42 @@ def build_config(
     background_warmup: bool = False,
     user: str | None = None,
     python: str | None = None,
-) -> Plan:
+) -> SupervisordConfig:
     """Render the config for ``settings``; raise ConfigError/EnvironmentMissing."""
-    env_binary = shutil.which("env") or "/usr/bin/env"
-    comfyui = programs.comfyui(
+    start = programs.Start(
         settings,
         python=python or programs.comfyui_python(settings),
         vram_flags=vram_flags,
         extra=extra,
-        env_binary=env_binary,
+        background_warmup=background_warmup,
+        env_binary=shutil.which("env") or "/usr/bin/env",
     )
-    metrics = (
-        programs.comfy_init_program(
-            "metrics", ["metrics"], stop_seconds=METRICS_STOP_SECONDS, env_binary=env_binary
-        )
-        if settings.metrics
-        else None
-    )
-    warmup = (
-        programs.comfy_init_program(
-            "warmup", ["warmup"], stop_seconds=WARMUP_STOP_SECONDS, env_binary=env_binary
-        )
-        if background_warmup
-        else None
-    )
+    chosen = programs.for_start(start)
     template = render.template_path(settings)
     ctx = render.context(
-        render.Layout.of(settings),
+        settings,
         template=str(template),
         user=("root" if os.geteuid() == 0 else "") if user is None else user,
-        comfyui=comfyui,
-        metrics=metrics,
-        warmup=warmup,
+        programs=chosen,
     )
     text = render.render(render.read_template(template), str(template), ctx)
-    names = tuple(p.name for p in (comfyui, metrics, warmup) if p is not None)
-    return Plan(text=text, template=template, comfyui=comfyui, program_names=names)
+    return SupervisordConfig(text=text, template=template, programs=tuple(chosen))
 
 
-def install(settings: Settings, plan: Plan) -> Path:
+def install(settings: Settings, config: SupervisordConfig) -> Path:
     """Create the run and log directories (root-only), check the config, write it atomically."""
-    layout = render.Layout.of(settings)
     try:
-        layout.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(layout.run_dir, 0o700)
-        layout.log_dir.mkdir(mode=0o700, exist_ok=True)
+        settings.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(settings.run_dir, 0o700)
+        settings.log_dir.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise EnvironmentMissing(
-            f"supervisord files: cannot create {exc.filename or layout.run_dir}: {exc.strerror} "
+            f"supervisord files: cannot create {exc.filename or settings.run_dir}: {exc.strerror} "
             "(make RUN_DIR writable)"
         ) from None
-    render.validate(plan.text, str(plan.template), settings.supervisord_conf)
+    render.validate(config.text, str(config.template), settings.supervisord_conf)
     try:
-        write_atomic(settings.supervisord_conf, plan.text, mode=0o600)
+        write_atomic(settings.supervisord_conf, config.text, mode=0o600)
     except OSError as exc:
         raise EnvironmentMissing(
             f"supervisord config SUPERVISORD_CONF={str(settings.supervisord_conf)!r}: cannot be "
@@ -105,8 +88,8 @@ def install(settings: Settings, plan: Plan) -> Path:
     log.info(
         "supervisord_config_written",
         path=str(settings.supervisord_conf),
-        template=str(plan.template),
-        programs=",".join(plan.program_names),
+        template=str(config.template),
+        programs=",".join(config.program_names),
     )
     return settings.supervisord_conf
 

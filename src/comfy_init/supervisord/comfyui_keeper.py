@@ -1,11 +1,11 @@
-"""Watch ComfyUI through supervisord: readiness lines and the crash-loop policy.
+"""Keep ComfyUI up through supervisord: readiness lines, and a restart after it gave up.
 
 Crash loops, in two layers:
 1. supervisord retries an early crash (one within ``startsecs``) ``startretries`` times with
    a growing delay (1 s, 2 s, 3 s), then gives up: the program is FATAL.  A crash after
    ``startsecs`` is restarted at once; such a loop is no faster than one start per
    ``startsecs`` and each exit is in supervisord's log.
-2. A FATAL ComfyUI would stay down for good, silently.  This watcher polls supervisord,
+2. A FATAL ComfyUI would stay down for good, silently.  The keeper polls supervisord,
    logs ``comfyui_gave_up`` (an error, with supervisord's reason) and starts ComfyUI again
    after ``COMFYUI_RESTART_BACKOFF`` seconds, doubling at every give-up up to ten times
    that; the delay is forgotten once ComfyUI has stayed up for that longest delay.
@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.supervisord import rpc
+from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
 from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("watch")
 
-PROGRAM = "comfyui"
 POLL_SECONDS = 1.0  # while ComfyUI is on its way up
 SETTLED_SECONDS = 5.0  # once it answers, or is down for good
 ON_ITS_WAY = ("STARTING", "BACKOFF")
@@ -127,7 +127,7 @@ class _Nap:
         self._pipe.close()
 
 
-class ComfyUIWatcher:
+class ComfyUIKeeper:
     """A thread that asks supervisord about ``comfyui``: every ``poll_seconds`` while it is
     on its way up, every ``settled_seconds`` once it answers or is down for good."""
 
@@ -142,6 +142,7 @@ class ComfyUIWatcher:
         settled_seconds: float = SETTLED_SECONDS,
     ) -> None:
         self.client = client
+        self.status = ProgramStatus(client)
         self.port = port
         self.container_started = container_started
         self.backoff = backoff
@@ -150,15 +151,14 @@ class ComfyUIWatcher:
         self.statename: str | None = None  # at the last look; None: supervisord silent
         self.give_ups = 0
         self.restart_at: float | None = None
-        self.seen_pid = 0
         self.ready_pid = 0
         self.gone_pid = 0  # an answering process seen to exit (before supervisord says so)
         self.running_since: float | None = None
         self._stop = threading.Event()
         self._nap = _Nap()
-        self._thread = threading.Thread(target=self._run, name="comfyui-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="comfyui-keeper", daemon=True)
 
-    def start(self) -> ComfyUIWatcher:
+    def start(self) -> ComfyUIKeeper:
         self._thread.start()
         return self
 
@@ -189,7 +189,7 @@ class ComfyUIWatcher:
     def _answering_pid(self) -> int:
         """The pid of the RUNNING ComfyUI that answered and is not known to be gone, or 0."""
         pid = self.ready_pid
-        return pid if self.statename == "RUNNING" and pid == self.seen_pid != self.gone_pid else 0
+        return pid if self.statename == "RUNNING" and pid == self.status.pid != self.gone_pid else 0
 
     def _next_poll(self, now: float) -> float:
         return next_poll(
@@ -202,10 +202,13 @@ class ComfyUIWatcher:
         )
 
     def step(self, now: float) -> None:
-        info = self.client.get_process_info(PROGRAM)
+        info = self.status.ask()
+        if info is None:
+            self.statename = None
+            log.debug("watch_poll_failed", error=self.status.error)
+            return
         self.statename = info.statename
-        if info.pid and info.pid != self.seen_pid:
-            self.seen_pid = info.pid
+        if self.status.new_process:
             log.info("comfyui_started", pid=info.pid)
         if info.statename in ("STARTING", "RUNNING"):
             self._probe(info)
@@ -259,7 +262,7 @@ class ComfyUIWatcher:
             log.warning("comfyui_restarting", give_ups=self.give_ups)
             self.statename = "STARTING"  # asked to start: on its way up, look again soon
             try:
-                self.client.start_process(PROGRAM, wait=False)
+                self.client.start_process(COMFYUI, wait=False)
             except rpc.RpcFault as exc:
                 if exc.fault_name != "ALREADY_STARTED":
                     raise

@@ -1,4 +1,4 @@
-"""The ComfyUI watcher's pace: fast while ComfyUI comes up, slow once it answers, at once
+"""The ComfyUI keeper's pace: fast while ComfyUI comes up, slow once it answers, at once
 when it exits; restarts after a give-up keep their time whatever the pace.
 
 The thread tests run a real ComfyUI stand-in (its HTTP answer and its pid are real) and a
@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from comfy_init.supervisord import rpc
-from comfy_init.supervisord.watch import (
+from comfy_init.supervisord.comfyui_keeper import (
     POLL_SECONDS,
     SETTLED_SECONDS,
     Backoff,
-    ComfyUIWatcher,
+    ComfyUIKeeper,
     next_poll,
 )
 from comfyui_standin.harness import StandinProcess
@@ -111,11 +111,11 @@ def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None
 
 
 @pytest.fixture
-def watchers() -> Iterator[Callable[[ScriptedSupervisord, int, float], ComfyUIWatcher]]:
-    started: list[ComfyUIWatcher] = []
+def keepers() -> Iterator[Callable[[ScriptedSupervisord, int, float], ComfyUIKeeper]]:
+    started: list[ComfyUIKeeper] = []
 
-    def start(sup: ScriptedSupervisord, port: int, backoff: float = 30.0) -> ComfyUIWatcher:
-        watcher = ComfyUIWatcher(
+    def start(sup: ScriptedSupervisord, port: int, backoff: float = 30.0) -> ComfyUIKeeper:
+        keeper = ComfyUIKeeper(
             sup,  # type: ignore[arg-type]
             port=port,
             container_started=time.time(),
@@ -123,54 +123,54 @@ def watchers() -> Iterator[Callable[[ScriptedSupervisord, int, float], ComfyUIWa
             poll_seconds=0.02,
             settled_seconds=3600.0,  # a slow look never comes within a test
         )
-        started.append(watcher.start())
-        return watcher
+        started.append(keeper.start())
+        return keeper
 
     yield start
-    for watcher in started:
-        watcher.stop()
+    for keeper in started:
+        keeper.stop()
 
 
 def test_an_answering_comfyui_that_exits_is_looked_at_again_at_once_not_at_the_slow_pace(
     standin: Callable[..., StandinProcess],
-    watchers: Callable[[ScriptedSupervisord, int, float], ComfyUIWatcher],
+    keepers: Callable[[ScriptedSupervisord, int, float], ComfyUIKeeper],
 ) -> None:
     comfy = standin()
     sup = ScriptedSupervisord(process_info("RUNNING", comfy.pid))
-    watcher = watchers(sup, comfy.port, 30.0)
-    wait_for(lambda: watcher.ready_pid == comfy.pid, 20, "comfyui_ready")
+    keeper = keepers(sup, comfy.port, 30.0)
+    wait_for(lambda: keeper.ready_pid == comfy.pid, 20, "comfyui_ready")
     asked = sup.asked
-    comfy.stop()  # killed: the pidfd wakes the watcher
+    comfy.stop()  # killed: the pidfd wakes the keeper
     wait_for(lambda: sup.asked > asked, 10, "a look after the exit")
-    assert watcher.gone_pid == comfy.pid
+    assert keeper.gone_pid == comfy.pid
     # supervisord still says RUNNING with the old pid (it has not noticed yet): fast looks.
     wait_for(lambda: sup.asked > asked + 3, 10, "fast looks until supervisord notices")
 
 
 def test_a_given_up_comfyui_is_started_after_the_backoff_and_its_readiness_seen_at_once(
     standin: Callable[..., StandinProcess],
-    watchers: Callable[[ScriptedSupervisord, int, float], ComfyUIWatcher],
+    keepers: Callable[[ScriptedSupervisord, int, float], ComfyUIKeeper],
 ) -> None:
     comfy = standin()
     sup = ScriptedSupervisord(process_info("FATAL"), on_start=process_info("STARTING", comfy.pid))
-    watcher = watchers(sup, comfy.port, 0.2)
+    keeper = keepers(sup, comfy.port, 0.2)
     wait_for(lambda: sup.starts == 1, 10, "the restart after the backoff")
-    assert watcher.give_ups == 1
+    assert keeper.give_ups == 1
     sup.answer = process_info("RUNNING", comfy.pid)
-    wait_for(lambda: watcher.ready_pid == comfy.pid, 20, "comfyui_ready after the restart")
+    wait_for(lambda: keeper.ready_pid == comfy.pid, 20, "comfyui_ready after the restart")
 
 
-def test_stop_wakes_a_watcher_sleeping_at_the_slow_pace_and_its_thread_ends(
+def test_stop_wakes_a_keeper_sleeping_at_the_slow_pace_and_its_thread_ends(
     standin: Callable[..., StandinProcess],
-    watchers: Callable[[ScriptedSupervisord, int, float], ComfyUIWatcher],
+    keepers: Callable[[ScriptedSupervisord, int, float], ComfyUIKeeper],
 ) -> None:
     comfy = standin()
     sup = ScriptedSupervisord(process_info("RUNNING", comfy.pid))
-    watcher = watchers(sup, comfy.port, 30.0)
-    wait_for(lambda: watcher.ready_pid == comfy.pid, 20, "comfyui_ready")
-    watcher.stop()
+    keeper = keepers(sup, comfy.port, 30.0)
+    wait_for(lambda: keeper.ready_pid == comfy.pid, 20, "comfyui_ready")
+    keeper.stop()
     wait_for(
-        lambda: not [t for t in threading.enumerate() if t.name == "comfyui-watch"],
+        lambda: not [t for t in threading.enumerate() if t.name == "comfyui-keeper"],
         10,
-        "the watcher thread to end",
+        "the keeper thread to end",
     )
