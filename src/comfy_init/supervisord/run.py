@@ -63,7 +63,10 @@ def build_config(
     )
     warmup = (
         programs.comfy_init_program(
-            "warmup", ["warmup"], stop_seconds=WARMUP_STOP_SECONDS, env_binary=env_binary
+            "warmup",
+            ["warmup", "--copy-only"],  # ComfyUI already runs on the YAML written at start
+            stop_seconds=WARMUP_STOP_SECONDS,
+            env_binary=env_binary,
         )
         if background_warmup
         else None
