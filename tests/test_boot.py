@@ -81,6 +81,7 @@ def test_warmup_only_warms_and_exits_0_without_starting_comfyui(
     )
     assert h.records(run.env, "start") == []
     assert not run.find_events("supervisord_started")
+    assert len(run.find_events("model_paths_written")) == 1  # as a warmup run by hand
 
 
 @process
