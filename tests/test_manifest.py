@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ from hypothesis import strategies as st
 
 from comfy_init.errors import EXIT_CONFIG, ConfigError
 from comfy_init.manifest import expand as expand_module
-from comfy_init.manifest.expand import SearchPath, expand
-from comfy_init.manifest.lines import Entry, load, locate, parse
+from comfy_init.manifest.expand import SearchPath, expand, resolve
+from comfy_init.manifest.lines import Entry, load, locate, parse, read
 from comfy_init.settings import from_env
 
 
@@ -117,6 +118,17 @@ def test_parse_lists_every_bad_line_not_just_the_first() -> None:
         parse(text, "w.conf")
     assert [p.split(": ")[0] for p in caught.value.problems] == ["w.conf:2", "w.conf:4", "w.conf:5"]
     assert "3 configuration problems" in str(caught.value)
+
+
+def test_read_keeps_every_good_line_in_order_beside_the_bad_ones() -> None:
+    text = "checkpoints/ok.safetensors\n/abs.pt\nloras/*\nvae/../x.pt\n"
+    got = read(text, "w.conf")
+    assert [(e.text, e.origin) for e in got.entries] == [
+        ("checkpoints/ok.safetensors", "w.conf:1"),
+        ("loras/*", "w.conf:3"),
+    ]
+    assert [p.split(": ")[0] for p in got.problems] == ["w.conf:2", "w.conf:4"]
+    assert "'/abs.pt' is an absolute path" in got.problems[0]
 
 
 # --- load and locate -----------------------------------------------------------------------
@@ -244,6 +256,32 @@ def test_expand_lists_lines_that_match_no_regular_file(models: Path) -> None:
     expansion = expand(parse(text, "w.conf"), SearchPath(models))
     assert [e.origin for e in expansion.unmatched] == ["w.conf:1", "w.conf:2", "w.conf:3"]
     assert [f.name for f in expansion.files] == ["SDXL/x.safetensors"]
+
+
+@dataclass(frozen=True)
+class TwoFolders(SearchPath):
+    """A search path with a second folder per type, as ComfyUI's extra paths give."""
+
+    second: Path = Path()
+
+    def folders(self, type_: str) -> list[Path]:
+        return [*super().folders(type_), self.second / type_]
+
+
+def test_resolve_searches_each_folder_in_order_and_the_first_holding_a_name_wins(
+    models: Path,
+) -> None:
+    second = models / "shared"
+    first_copy = touch(models / "loras" / "both.pt")
+    touch(second / "loras" / "both.pt", b"the second folder's copy")
+    only_second = touch(second / "loras" / "deep" / "only.pt")
+    entry = parse("loras/**/*.pt", "w.conf")[0]
+    found = resolve(entry, TwoFolders(models, second=second))
+    assert [(f.name, f.source) for f in found] == [
+        ("both.pt", first_copy),
+        ("deep/only.pt", only_second),
+    ]
+    assert all(f.entry == entry and f.type == "loras" for f in found)
 
 
 def test_expand_never_matches_partial_copies_or_hidden_names_by_wildcard(models: Path) -> None:
