@@ -6,7 +6,8 @@
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
-4. Write the cache's ``extra_model_paths.yaml``; start supervisord (ComfyUI, the metrics
+4. Write the cache's ``extra_model_paths.yaml`` (its one write in this start: the background
+   warmup runs as ``warmup --copy-only``); start supervisord (ComfyUI, the metrics
    sidecar, and in ``WARMUP_MODE=background`` the warmup beside them); relay program logs
    to stdout; watch ComfyUI (readiness lines, crash-loop restarts).
 5. On a stop signal: stop supervisord, then everything left, within the budget
@@ -21,16 +22,17 @@ import threading
 
 import psutil
 
-from comfy_init import logs, manifest
+from comfy_init import logs
 from comfy_init.comfyui import model_paths
 from comfy_init.errors import (
     EXIT_OK,
     EXIT_WARMUP_INCOMPLETE,
     ComfyInitError,
     ConfigError,
-    EnvironmentMissing,
     signal_exit_code,
 )
+from comfy_init.manifest import lines
+from comfy_init.manifest.lines import Entry
 from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
@@ -92,9 +94,8 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
                 exc_info=None if isinstance(finished.error, ComfyInitError) else finished.error,
                 effect="ComfyUI starts anyway and reads models from the volume",
             )
-            write_model_paths(settings)
-    else:
-        write_model_paths(settings)
+    # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it be.
+    write_model_paths(settings)
 
     signum = stop_signals.take()
     if signum is not None:
@@ -183,6 +184,7 @@ def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
     if finished.error is not None:
         raise finished.error
     report = finished.value
+    write_model_paths(settings)
     incomplete = report is not None and (report.totals.failed or report.totals.skipped_space)
     code = EXIT_WARMUP_INCOMPLETE if incomplete else EXIT_OK
     log.info("exiting", code=code, reason="warmup-only")
@@ -195,22 +197,16 @@ def _interrupted(signum: int, during: str) -> int:
     return code
 
 
-def config_types(settings: Settings) -> list[str]:
-    """The type folders named in the warmup config, in order; none when there is no config."""
+def config_entries(settings: Settings) -> list[Entry]:
+    """The warmup config's entries; none when there is no usable config (ComfyUI still
+    starts, and then reads every model from the volume)."""
     try:
-        entries = manifest.load(manifest.locate(settings, None))
+        return lines.load(lines.locate(settings, None))
     except ConfigError as exc:
         log.info("model_paths_without_config", reason=str(exc))
         return []
-    return list(dict.fromkeys(e.type for e in entries))
 
 
 def write_model_paths(settings: Settings) -> None:
-    """Write the cache's YAML (ComfyUI is started with it, so it must exist)."""
-    try:
-        model_paths.setup(settings, config_types(settings))
-    except OSError as exc:
-        raise EnvironmentMissing(
-            f"model paths file {settings.cache_yaml_path}: cannot be written: {exc.strerror} "
-            "(make RUN_DIR writable)"
-        ) from None
+    """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
+    model_paths.write(settings, config_entries(settings))

@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "warmup",
         help="copy the configured models to the local cache",
         description="Copy the models listed in the warmup config from $COMFYUI_PATH/models to "
-        "$CACHE_PATH (parallel, atomic, incremental) and write the cache's "
-        "extra_model_paths.yaml.",
+        "$CACHE_PATH (parallel, atomic, incremental), then write the cache's "
+        "extra_model_paths.yaml (every type folder the config names).",
     )
     warm.add_argument(
         "config",
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--setup-only",
         action="store_true",
         help="only write the cache's extra_model_paths.yaml and say how ComfyUI uses it",
+    )
+    mode.add_argument(
+        "--copy-only",
+        action="store_true",
+        help="warm the cache but leave extra_model_paths.yaml as it is (how 'start' runs "
+        "the background warmup: ComfyUI reads that file only when it starts)",
     )
     warm.add_argument("--json", action="store_true", help="machine-readable --list/--status")
 

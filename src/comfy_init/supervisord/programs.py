@@ -194,7 +194,8 @@ def warmup(start: Start) -> Program | None:
         return None
     return Program(
         name="warmup",
-        argv=own_command(start, "warmup"),
+        # ComfyUI already runs on the extra_model_paths.yaml written at start: copy only.
+        argv=own_command(start, "warmup", "--copy-only"),
         directory=Path("/"),
         priority=100,
         autorestart=False,
