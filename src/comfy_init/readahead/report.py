@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfy_init.warmup.report import write_atomic
+from comfy_init.files.durable import write_atomic
 
 NAME = "readahead-report.json"
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from comfy_init.files.durable import write_atomic
 from comfy_init.readahead.trace import Kind, Seen
-from comfy_init.warmup.report import write_atomic
 
 FORMAT = "comfy-init-startup-files"
 VERSION = 1
