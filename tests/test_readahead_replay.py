@@ -19,6 +19,7 @@ from comfy_init.readahead.startlist import Entry
 from comfy_init.residency import resident
 
 KiB = 1024
+REPORT = "readahead-report.json"
 
 
 def write(path: Path, size: int) -> Path:
@@ -136,7 +137,13 @@ def make_program(root: Path) -> Path:
 
 def start_once(root: Path, run_dir: Path, enabled: bool = True) -> Session:
     session = Session.begin(
-        Options(comfyui_path=root / "ComfyUI", run_dir=run_dir, enabled=enabled, streams=4)
+        Options(
+            comfyui_path=root / "ComfyUI",
+            report_path=run_dir / REPORT,
+            trace_dir=run_dir / "trace",
+            enabled=enabled,
+            streams=4,
+        )
     )
     if session.replay is None and enabled:
         deadline = time.monotonic() + 10
@@ -172,13 +179,13 @@ def test_a_start_records_its_files_and_the_next_reads_them_ahead(tmp_path: Path)
     )
     assert "venv/pkg" in paths  # the import system listed the package folder
     assert all(not p.startswith("/") for p in paths)
-    rep = report.read(run_dir / report.NAME)
+    rep = report.read(run_dir / REPORT)
     assert rep.listed_files == 0
     assert rep.opens_unlisted == rep.recorded_files == len([e for e in listed if e.kind == "file"])
     assert first.report.state == "done"
 
     second = start_once(root, run_dir)
-    rep = report.read(run_dir / report.NAME)
+    rep = report.read(run_dir / REPORT)
     assert rep.state == "done"
     assert rep.listed_files == len([e for e in listed if e.kind == "file"])
     assert rep.files == rep.listed_files
@@ -194,8 +201,8 @@ def test_turned_off_there_is_no_hook_no_list_and_nothing_read(tmp_path: Path) ->
     session = start_once(root, tmp_path / "run", enabled=False)
     assert session.environment("/x") == {}
     assert not startlist.location(root / "ComfyUI").exists()
-    assert not (tmp_path / "run" / "readahead-trace").exists()
-    assert json.loads((tmp_path / "run" / report.NAME).read_text())["state"] == "off"
+    assert not (tmp_path / "run" / "trace").exists()
+    assert json.loads((tmp_path / "run" / REPORT).read_text())["state"] == "off"
 
 
 def test_an_unreadable_list_is_reported_and_replaced_by_this_start(tmp_path: Path) -> None:
@@ -205,7 +212,7 @@ def test_an_unreadable_list_is_reported_and_replaced_by_this_start(tmp_path: Pat
     bad.parent.mkdir(parents=True)
     bad.write_text("{broken")
     start_once(root, tmp_path / "run")
-    rep = report.read(tmp_path / "run" / report.NAME)
+    rep = report.read(tmp_path / "run" / REPORT)
     assert "not JSON" in rep.list_error
     assert str(bad) in rep.list_error
     assert startlist.load(bad)  # rewritten from this start

@@ -102,6 +102,7 @@ OTHER_VALUES = {
     "WATCHDOG_GRACE": "5",
     "WATCHDOG_BUSY_LIMIT": "60",
     "WRITEBACK": "0",
+    "READAHEAD": "0",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
 }

@@ -109,7 +109,7 @@ def _start(cfg: Config, comfyui: Path, name: str, readahead: bool, cold: bool) -
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 with contextlib.suppress(OSError, ValueError):
-                    found = asdict(report.read(scratch / "run" / report.NAME))
+                    found = asdict(report.read(scratch / "run" / "readahead-report.json"))
                     if found.get("recorded_files", 0) > 0:
                         break
                 time.sleep(0.05)

@@ -1,8 +1,9 @@
 """``comfy-init start``: the container's main job, as PID 1.
 
 1. (``cli`` already installed the stop-signal handlers, before any other import.)
-2. Check what ComfyUI needs and render + check the supervisord config, so a bad setting
-   fails in a second, not after a long warmup.
+2. Check what ComfyUI needs; start reading ahead, in threads beside everything that follows,
+   the files ComfyUI read from the volume at its last start (``readahead/``); render + check
+   the supervisord config, so a bad setting fails in a second, not after a long warmup.
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
@@ -36,6 +37,7 @@ from comfy_init.manifest.lines import Entry
 from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
+from comfy_init.readahead import session as readahead_session
 from comfy_init.settings import Settings
 from comfy_init.supervisord import comfyui_keeper, programs, rpc
 from comfy_init.supervisord import config as supervisord_config
@@ -65,12 +67,14 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
         return _warmup_only(settings, reaper, wakeup)
 
     programs.check_comfyui_present(settings)
+    readahead = _begin_readahead(settings)
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
     config = supervisord_config.build_config(
         settings,
         vram_flags=vram,
         extra=tuple(args.comfyui_extra or ()),
         background_warmup=mode == "background",
+        comfyui_environment=readahead.environment(os.environ.get("PYTHONPATH")),
     )
     supervisord_config.install(settings, config)
     budget = stop.budget(settings.comfyui_stop_seconds)
@@ -100,7 +104,22 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
     signum = stop_signals.take()
     if signum is not None:
         return _interrupted(signum, "start-up")
-    return _run_supervisord(settings, reaper, wakeup, budget, container_started)
+    return _run_supervisord(
+        settings, reaper, wakeup, budget, container_started, readahead=readahead
+    )
+
+
+def _begin_readahead(settings: Settings) -> readahead_session.Session:
+    """Read ahead what ComfyUI read at its last start: from now, beside everything else."""
+    return readahead_session.Session.begin(
+        readahead_session.Options(
+            comfyui_path=settings.comfyui_path,
+            report_path=settings.readahead_report_path,
+            trace_dir=settings.readahead_trace_dir,
+            enabled=settings.readahead,
+            max_bytes_per_second=settings.warmup_max_bytes_per_second,
+        )
+    )
 
 
 def _run_supervisord(
@@ -109,6 +128,8 @@ def _run_supervisord(
     wakeup: Wakeup,
     budget: stop.Budget,
     container_started: float,
+    *,
+    readahead: readahead_session.Session,
 ) -> int:
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
@@ -123,6 +144,7 @@ def _run_supervisord(
         port=settings.comfyui_port,
         container_started=container_started,
         backoff=comfyui_keeper.Backoff(settings.comfyui_restart_backoff),
+        on_ready=readahead.comfyui_ready,
     ).start()
     try:
         code = supervise.run_supervisord(
@@ -138,6 +160,7 @@ def _run_supervisord(
         stop.terminate_leftovers(reaper, wakeup, budget)
         raise
     finally:
+        readahead.cancel.set()
         relay.stop()
     log.info("exiting", code=code, orphans_reaped=reaper.orphans_reaped)
     return code

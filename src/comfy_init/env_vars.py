@@ -250,6 +250,14 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         True,
         "`0` turns off copying models that appear in the cache (downloads) back to the volume",
     ),
+    EnvVar(
+        "READAHEAD",
+        "readahead",
+        Flag(),
+        True,
+        "`0` turns off reading ahead, from the first moment of a start, the files ComfyUI read "
+        "from the volume while it last started (and recording them)",
+    ),
     EnvVar("LOG_LEVEL", "log_level", Choice(logs.LEVELS), "info", "how much is logged"),
     EnvVar(
         "LOG_FORMAT",

@@ -49,6 +49,7 @@ class Settings:
     watchdog_grace: float
     watchdog_busy_limit: float
     writeback: bool
+    readahead: bool
     log_level: str
     log_format: str
 
@@ -85,6 +86,16 @@ class Settings:
     def log_dir(self) -> Path:
         """Program logs (supervisord's ``childlogdir``); PID 1 relays them to stdout."""
         return self.run_dir / "logs"
+
+    @property
+    def readahead_report_path(self) -> Path:
+        """What the readahead read and found; the sidecar reads it."""
+        return self.run_dir / "readahead-report.json"
+
+    @property
+    def readahead_trace_dir(self) -> Path:
+        """ComfyUI's processes write what they read here until it answers."""
+        return self.run_dir / "readahead-trace"
 
     def warmup_config_candidates(self) -> list[Path]:
         """Where WARMUP_CONFIG is looked for, in order; a copy on the volume wins."""

@@ -1,4 +1,4 @@
-"""The readahead report: ``$RUN_DIR/readahead-report.json``, read by the metrics sidecar.
+"""The readahead report (``Settings.readahead_report_path``), read by the metrics sidecar.
 
 Written atomically when the readahead finishes and again once ComfyUI has answered (with how
 many of ComfyUI's opens found their file already read ahead).
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from comfy_init.files.durable import write_atomic
-
-NAME = "readahead-report.json"
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ log = logs.get_logger("readahead")
 
 STREAMS = 16
 CHUNK_BYTES = 8 * 1024 * 1024
-TRACE_FOLDER = "readahead-trace"
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     comfyui_path: Path
-    run_dir: Path
+    report_path: Path  # Settings.readahead_report_path
+    trace_dir: Path  # Settings.readahead_trace_dir
     enabled: bool = True
     streams: int = STREAMS
     chunk_bytes: int = CHUNK_BYTES
@@ -46,8 +46,8 @@ class Session:
         self.cancel = cancel or threading.Event()
         self.root = startlist.volume_root(options.comfyui_path)
         self.list_path = startlist.location(options.comfyui_path)
-        self.report_path = options.run_dir / report.NAME
-        self.recording = Recording(options.run_dir / TRACE_FOLDER, self.root)
+        self.report_path = options.report_path
+        self.recording = Recording(options.trace_dir, self.root)
         self.replay: Replay | None = None
         self.report = report.Report(state="off" if not options.enabled else "reading")
         self.finished = threading.Event()  # the list and report after ComfyUI's answer

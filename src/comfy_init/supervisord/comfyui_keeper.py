@@ -11,7 +11,8 @@ Crash loops, in two layers:
    that; the delay is forgotten once ComfyUI has stayed up for that longest delay.
 
 Readiness: each time a new ComfyUI process appears, ``GET /system_stats`` is polled until it
-answers, then ``comfyui_ready`` is logged with the seconds since the container started.
+answers, then ``comfyui_ready`` is logged with the seconds since the container started (and
+``on_ready`` is told: the readahead stops recording there).
 
 Pace (``next_poll``): supervisord is asked every ``POLL_SECONDS`` only while ComfyUI is on
 its way up (STARTING, BACKOFF, RUNNING but not answering yet) or supervisord does not
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from comfy_init import logs
@@ -140,6 +142,7 @@ class ComfyUIKeeper:
         backoff: Backoff,
         poll_seconds: float = POLL_SECONDS,
         settled_seconds: float = SETTLED_SECONDS,
+        on_ready: Callable[[float], None] = lambda at: None,
     ) -> None:
         self.client = client
         self.status = ProgramStatus(client)
@@ -148,6 +151,7 @@ class ComfyUIKeeper:
         self.backoff = backoff
         self.poll_seconds = poll_seconds
         self.settled_seconds = settled_seconds
+        self.on_ready = on_ready  # called with time.monotonic() when a new process answers
         self.statename: str | None = None  # at the last look; None: supervisord silent
         self.give_ups = 0
         self.restart_at: float | None = None
@@ -236,6 +240,7 @@ class ComfyUIKeeper:
         except api.ComfyUIUnavailable:
             return
         self.ready_pid = info.pid
+        self.on_ready(time.monotonic())
         wall = time.time()
         log.info(
             "comfyui_ready",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def build_config(
     background_warmup: bool = False,
     user: str | None = None,
     python: str | None = None,
+    comfyui_environment: Mapping[str, str] | None = None,
 ) -> SupervisordConfig:
     """Render the config for ``settings``; raise ConfigError/EnvironmentMissing."""
     start = programs.Start(
@@ -53,6 +55,7 @@ def build_config(
         extra=extra,
         background_warmup=background_warmup,
         env_binary=shutil.which("env") or "/usr/bin/env",
+        comfyui_environment=dict(comfyui_environment or {}),
     )
     chosen = programs.for_start(start)
     template = render.template_path(settings)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,7 @@ class Start:
     background_warmup: bool = False
     env_binary: str = "/usr/bin/env"
     own_python: str = sys.executable  # comfy-init's interpreter, for its own programs
+    comfyui_environment: Mapping[str, str] = field(default_factory=dict)  # the readahead's hook
 
 
 def strip_separator(extra: Sequence[str]) -> list[str]:
@@ -164,6 +165,7 @@ def comfyui(start: Start) -> Program:
         start_seconds=5,
         stop_signal="INT",
         stop_seconds=settings.comfyui_stop_seconds,
+        environment={"PYTHONUNBUFFERED": "1", **start.comfyui_environment},
         log_max_bytes="10MB",
         log_backups=3,
         comment="ComfyUI stops cleanly only on SIGINT.  Early crashes are retried by supervisord "
