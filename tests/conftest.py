@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/)."""
+"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/,
+driven through tests/harness/standin.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_standin.harness import StandinProcess, make_comfyui_dir
 from comfyui_standin.safetensors_file import make_safetensors as _make_safetensors
+from harness.standin import StandinProcess, make_comfyui_dir
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ if str(REPO) not in sys.path:  # ``bench`` lives beside ``src``, not in the inst
 
 from bench import e2e_models  # noqa: E402
 
-from comfyui_standin.harness import StandinProcess  # noqa: E402
+from harness.standin import StandinProcess  # noqa: E402
 
 BENCH_EXTRA = ("pyfuse3", "safetensors", "numpy", "matplotlib")
 needs_bench_extra = pytest.mark.skipif(

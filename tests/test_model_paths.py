@@ -17,7 +17,7 @@ from comfy_init.comfyui.model_paths import SECTION, comfyui_flag, render, setup
 from comfy_init.errors import ConfigError
 from comfy_init.settings import Settings, from_env
 from comfyui_standin.folder_paths import FolderPaths
-from comfyui_standin.harness import StandinProcess
+from harness.standin import StandinProcess
 
 pytestmark = pytest.mark.timeout(60)
 
