@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-import pid1_harness as h
 from comfy_init.readahead import report, startlist
+from harness import boots as h
+from harness.pid1 import Pid1
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # ``bench`` lives beside ``src``, not in the installed package
-    sys.path.insert(0, str(REPO))
+if str(h.REPO) not in sys.path:  # ``bench`` lives beside ``src``, not in the installed package
+    sys.path.insert(0, str(h.REPO))
 
 pytestmark = [
     pytest.mark.skipif(
@@ -124,7 +124,7 @@ def volume(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.fixture
-def start(tmp_path: Path, volume: tuple[Path, Path]) -> Iterator[Callable[..., h.Pid1]]:
+def start(tmp_path: Path, volume: tuple[Path, Path]) -> Iterator[Callable[..., Pid1]]:
     yield from h.runner(tmp_path, volume[1] / "ComfyUI")
 
 
@@ -138,8 +138,8 @@ def cold(mount: Path) -> None:
 
 
 def boot(
-    start: Callable[..., h.Pid1], tmp_path: Path, readahead: str
-) -> tuple[h.Pid1, dict[str, list[int] | None]]:
+    start: Callable[..., Pid1], tmp_path: Path, readahead: str
+) -> tuple[Pid1, dict[str, list[int] | None]]:
     record = tmp_path / "program.jsonl"
     record.unlink(missing_ok=True)
     run = start("--skip-warmup", env={"READAHEAD": readahead, "PROGRAM_RECORD": str(record)})
@@ -153,7 +153,7 @@ def boot(
 
 
 def test_first_start_records_the_second_reads_ahead_changes_followed_off_reads_nothing(
-    tmp_path: Path, volume: tuple[Path, Path], start: Callable[..., h.Pid1]
+    tmp_path: Path, volume: tuple[Path, Path], start: Callable[..., Pid1]
 ) -> None:
     backing, mount = volume
     listed_at = startlist.location(backing / "ComfyUI")

@@ -8,17 +8,20 @@ import json
 import platform
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import caches
-from bench.e2e_boot import Boot, boot_env, free_port
+from bench.outputs import data_dir_lock
 from bench.slowfs import Shape, SlowVolume, Tuning
 from bench.startup import program
 from comfy_init.readahead import report, startlist
+from harness.boots import clean_env
+from harness.loopback import free_port, http
+from harness.pid1 import Pid1
+from harness.polling import wait_for
 
 LOCAL = "local disk, READAHEAD=0"
 VOLUME_OFF = "slow volume, READAHEAD=0"
@@ -84,7 +87,7 @@ def _start(cfg: Config, comfyui: Path, name: str, readahead: bool, cold: bool) -
     scratch = cfg.workdir / "s" / str(ROWS.index(name))  # short: a socket path lives there
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    env = boot_env(
+    env = clean_env(
         {
             "COMFYUI_PATH": str(comfyui),
             "COMFYUI_PORT": str(free_port()),
@@ -101,29 +104,51 @@ def _start(cfg: Config, comfyui: Path, name: str, readahead: bool, cold: bool) -
     )
     if cold:
         caches.drop_all(fallback=[])
-    boot = Boot(env, scratch / "logs").start()
+    boot = Pid1(scratch / "logs", env).start()
     try:
-        ready = boot.wait_ready(timeout=300)
+        ready = _wait_ready(boot, int(env["COMFYUI_PORT"]), timeout=300)
         found: dict[str, Any] = {}
         if readahead:  # the list is written once ComfyUI answered: wait for it
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError, ValueError):
-                    found = asdict(report.read(scratch / "run" / "readahead-report.json"))
-                    if found.get("recorded_files", 0) > 0:
-                        break
-                time.sleep(0.05)
+            found = wait_for(
+                lambda: _recorded(scratch / "run" / "readahead-report.json"),
+                60,
+                "the readahead to write its list",
+            )
     finally:
         boot.stop()
     return Run(name, ready, found)
 
 
+def _recorded(path: Path) -> dict[str, Any] | None:
+    with contextlib.suppress(OSError, ValueError):
+        found = asdict(report.read(path))
+        if found["recorded_files"] > 0:
+            return found
+    return None
+
+
+def _wait_ready(run: Pid1, port: int, timeout: float) -> float:
+    """Seconds from the spawn until the program answers ``GET /system_stats``."""
+
+    def answered() -> float | None:
+        if run.proc is not None and run.proc.poll() is not None:
+            raise RuntimeError(f"comfy-init start exited {run.proc.returncode}: {run.stderr()}")
+        with contextlib.suppress(OSError):
+            if http(port, "/system_stats", timeout=1.0)[0] == 200:
+                return run.since_start()
+        return None
+
+    return wait_for(answered, timeout, "the program to answer /system_stats", step=0.01)
+
+
 def rounds(cfg: Config) -> list[Run]:
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
     backing = _tree(cfg)
     mount = cfg.workdir / "mnt"
     runs: list[Run] = []
     listed = backing / "ComfyUI" / startlist.FOLDER / startlist.NAME
     with (
+        data_dir_lock(cfg.workdir),
         SlowVolume(backing, mount, cfg.shape, Tuning(io_threads=8)),
         _writable_list_folder(backing, mount),
     ):
