@@ -37,15 +37,33 @@ def render(report: Report) -> str:
 
 
 def parse(text: str) -> Report:
+    """The report in ``text``; ValueError if it is not one (a field of the wrong type)."""
     doc: Any = json.loads(text)
     if not isinstance(doc, dict):
         raise ValueError("the readahead report is not a JSON object")
-    names = {f.name: f.type for f in dataclasses.fields(Report)}
-    return Report(**{k: v for k, v in doc.items() if k in names})
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Report):
+        value = doc.get(f.name, f.default)
+        want = type(f.default) if f.default is not dataclasses.MISSING else str
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ValueError(f"readahead report: {f.name} is not a {want.__name__}: {value!r}")
+        values[f.name] = value
+    return Report(**values)
 
 
 def read(path: Path) -> Report:
     return parse(path.read_text(encoding="utf-8"))
+
+
+def read_if_present(path: Path) -> Report | None:
+    """The report at ``path``; None when there is none (before the first start)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return parse(text)
 
 
 def write(path: Path, report: Report) -> None:

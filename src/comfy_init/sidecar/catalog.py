@@ -25,7 +25,9 @@ COPY_SECONDS_BUCKETS: tuple[float, ...] = (
 )
 
 # Values of the label ``source`` of comfyinit_source_up: each thing the sidecar reads.
-SOURCES: tuple[str, ...] = ("warmup_report", "cache", "supervisord", "comfyui", "inotify")
+SOURCES: tuple[str, ...] = (
+    *("warmup_report", "readahead_report", "cache", "supervisord", "comfyui", "inotify"),
+)
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,23 @@ METRICS: tuple[Metric, ...] = (
         "Consecutive failed HTTP probes of a running ComfyUI, as the watchdog counts them.",
     ),
     _m("watchdog_enabled", "gauge", "1 if the watchdog is on (WATCHDOG=1)."),
+    # --- readahead of what ComfyUI read at its last start, from the readahead report
+    _m(
+        "readahead_files",
+        "gauge",
+        "Listed files read ahead at this start, by outcome (read; changed: read, changed "
+        "since listed; missing).",
+        ("outcome",),
+    ),
+    _m("readahead_bytes", "gauge", "Bytes read ahead into the page cache.", (), "bytes"),
+    _m("readahead_duration_seconds", "gauge", "Wall time of the readahead.", (), "seconds"),
+    _m(
+        "readahead_opens",
+        "gauge",
+        "ComfyUI's opens of volume files before its first answer, by whether the readahead had "
+        "read the file (prefetched), not yet (early), or did not list it (unlisted).",
+        ("found",),
+    ),
     # --- write-back of downloads
     _m(
         "writeback_files_total",

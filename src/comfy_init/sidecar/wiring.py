@@ -31,6 +31,7 @@ from comfy_init.sidecar.endpoints import Server
 from comfy_init.sidecar.hang_watchdog import Policy
 from comfy_init.sidecar.opens import OpenCounter
 from comfy_init.sidecar.prober import Prober
+from comfy_init.sidecar.readahead_source import ReadaheadSource
 from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.warmup_source import WarmupSource
 from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
@@ -93,6 +94,9 @@ class Sidecar:
             SidecarCollector(
                 [
                     Source("warmup_report", lambda now: (self.warmup.collect(now), True)),
+                    Source(
+                        "readahead_report", ReadaheadSource(settings.readahead_report_path).collect
+                    ),
                     Source("cache", self.cache.collect),
                     Source("supervisord", lambda _now: self.prober.supervisord_families()),
                     Source("comfyui", lambda _now: self.prober.comfyui_families()),
