@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from comfy_init.readahead import trace
 from comfy_init.readahead.recorder import HOOK_DIR, Recording
@@ -170,3 +173,17 @@ def test_without_a_trace_folder_the_hook_records_nothing_anywhere(tmp_path: Path
     assert done.stderr == ""
     assert done.stdout.strip() == str(HOOK_DIR / "sitecustomize.py")  # it was loaded
     assert [p.name for p in tmp_path.rglob("*")] == ["a.txt"]
+
+
+@pytest.mark.timeout(120)
+def test_the_built_wheel_ships_the_hook(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", tmp_path, repo],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = zf.read("comfy_init/readahead/hook/sitecustomize.py")
+    assert shipped == (HOOK_DIR / "sitecustomize.py").read_bytes()
