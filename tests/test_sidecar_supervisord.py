@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
+from comfy_init.readahead import report as readahead_report
 from comfy_init.sidecar import catalog
 from comfy_init.sidecar.hang_watchdog import Policy
 from comfy_init.sidecar.prober import Prober
@@ -246,6 +247,7 @@ def test_full_scrape_has_every_catalog_metric_and_promtool_finds_nothing_to_say(
         conf.report_path,
         Report("done", 1, 100.0, "conf", "/v", "/c", 101.0, files, Totals.of(files, 1.0)),
     )
+    readahead_report.write(conf.readahead_report_path, readahead_report.Report(state="done"))
     car = Sidecar(replace(conf, watchdog=False), registry=CollectorRegistry())
     car.start()
     try:

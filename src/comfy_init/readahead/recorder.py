@@ -2,7 +2,7 @@
 
 Why an audit hook: it sees every file Python opens (imports included) and every folder the
 import system lists, in the process that does it and when, with no privilege, on any
-filesystem (FUSE included), at about a microsecond per event.  inotify on the trees would
+filesystem (FUSE included), for a few microseconds per file.  inotify on the trees would
 need a watch per folder of a venv (thousands, a walk of the volume before ComfyUI starts
 and a per-user limit shared by every container of the host) and cannot tell ComfyUI's opens
 from the readahead's; fanotify needs CAP_SYS_ADMIN; sampling ``/proc/<pid>/fd`` misses the

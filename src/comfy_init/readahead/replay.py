@@ -118,17 +118,21 @@ class Replay:
             return task
 
     def _work(self) -> None:
-        with open(os.devnull, "wb") as sink:
-            while (task := self._take()) is not None:
-                try:
-                    self._run(task, sink.fileno())
-                except OSError as exc:
-                    log.debug("readahead_read_failed", path=task.entry.path, error=str(exc))
-        with self._lock:
-            self._running -= 1
-            last = self._running == 0
-        if last:
-            self._finish()
+        try:
+            with open(os.devnull, "wb") as sink:
+                while (task := self._take()) is not None:
+                    try:
+                        self._run(task, sink.fileno())
+                    except OSError as exc:
+                        log.debug("readahead_read_failed", path=task.entry.path, error=str(exc))
+        except Exception as exc:  # a stream that dies must not leave the replay unfinished
+            log.error("readahead_stream_failed", error=str(exc), exc_info=exc)
+        finally:
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+            if last:
+                self._finish()
 
     def _run(self, task: _Task, sink: int) -> None:
         path = self.root / task.entry.path

@@ -45,7 +45,6 @@ class _Recorder:
         self.folder = folder
         self.root = root.rstrip("/") + "/"
         self.seen: set[tuple[str, str]] = set()
-        self.fd = -1
         self.lines = 0
         self.active = True
         self.busy = False
@@ -59,17 +58,17 @@ class _Recorder:
             if os.path.exists(self.stop_file) or self.lines >= _MAX_LINES:
                 self.active = False
                 return
-        if self.fd < 0:  # first write (of this process: a forked child starts afresh)
-            name = os.path.join(self.folder, f"{os.getpid()}.trace")
-            self.fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.write(self.fd, f"{now:.6f}\t{kind}\t{path}\n".encode("utf-8", "surrogateescape"))
+        # Opened and closed for each line: ComfyUI's own descriptors stay exactly its own.
+        name = os.path.join(self.folder, f"{os.getpid()}.trace")
+        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"{now:.6f}\t{kind}\t{path}\n".encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
         self.lines += 1
 
     def forked(self) -> None:
-        """In a forked child: its own trace file, its own first sights."""
-        if self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
+        """In a forked child: its own trace file (named by pid), its own first sights."""
         self.seen = set()
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
