@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser(
         "start",
         help="the container's main job (PID 1): warm up, then run ComfyUI under supervisord",
-        description="Warm up (unless skipped), write the model paths and the supervisord "
-        "config, then run supervisord with ComfyUI and the metrics sidecar until stopped. "
-        "Arguments after -- are passed to ComfyUI.",
+        description="Read ahead the files ComfyUI read at its last start (beside everything, "
+        "unless READAHEAD=0), warm up (unless skipped), write the model paths and the "
+        "supervisord config, then run supervisord with ComfyUI and the metrics sidecar until "
+        "stopped. Arguments after -- are passed to ComfyUI.",
     )
     when = start.add_mutually_exclusive_group()
     when.add_argument("--skip-warmup", action="store_true", help="start without warming")
