@@ -84,6 +84,28 @@ def test_extension_modules_and_ctypes_libraries_are_traced(tmp_path: Path) -> No
     assert [s.path for s in observed].count(_json.__file__.lstrip("/")) == 1
 
 
+def test_reads_from_many_threads_at_once_are_all_traced(tmp_path: Path) -> None:
+    root = tmp_path / "volume"
+    root.mkdir()
+    for n in range(400):
+        (root / f"f{n}.txt").write_text("x")
+    rec = Recording(tmp_path / "trace", root)
+    rec.prepare()
+    code = f"""
+import threading
+def read(k):
+    for n in range(k, 400, 8):
+        open({str(root)!r} + f"/f{{n}}.txt").read()
+threads = [threading.Thread(target=read, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+    done = run(code, rec.environment(None), tmp_path)
+    assert done.returncode == 0, done.stderr
+    paths = {p for _, _, p in traced(tmp_path / "trace")}
+    assert paths == {str(root / f"f{n}.txt") for n in range(400)}
+
+
 def test_nothing_is_traced_once_the_stop_file_is_there(tmp_path: Path) -> None:
     root = tmp_path / "volume"
     root.mkdir()

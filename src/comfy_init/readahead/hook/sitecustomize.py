@@ -15,6 +15,7 @@ Then the next ``sitecustomize`` on ``sys.path`` (the one this file hides) runs a
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 import time
@@ -47,7 +48,7 @@ class _Recorder:
         self.seen: set[tuple[str, str]] = set()
         self.lines = 0
         self.active = True
-        self.busy = False
+        self.busy: set[int] = set()  # threads inside the hook (its own open() is an event)
         self.next_check = 0.0
         self.stop_file = os.path.join(folder, "stop")
 
@@ -73,9 +74,12 @@ class _Recorder:
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
         kind = _EVENTS.get(event)
-        if kind is None or not self.active or self.busy:
+        if kind is None or not self.active:
             return
-        self.busy = True  # the hook's own open() raises an event too
+        thread = _thread.get_ident()
+        if thread in self.busy:
+            return
+        self.busy.add(thread)
         try:
             path = _path_of(event, args)
             if isinstance(path, bytes):
@@ -90,7 +94,7 @@ class _Recorder:
         except Exception:  # a recorder must never change what the program does
             self.active = False
         finally:
-            self.busy = False
+            self.busy.discard(thread)
 
 
 def _install() -> None:
