@@ -69,8 +69,10 @@ class _Recorder:
         self.lines += 1
 
     def forked(self) -> None:
-        """In a forked child: its own trace file (named by pid), its own first sights."""
+        """In a forked child: its own trace file (named by pid), its own first sights; the
+        threads that were inside the hook are not in the child."""
         self.seen = set()
+        self.busy = set()
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
         kind = _EVENTS.get(event)
