@@ -216,3 +216,30 @@ def test_an_unreadable_list_is_reported_and_replaced_by_this_start(tmp_path: Pat
     assert "not JSON" in rep.list_error
     assert str(bad) in rep.list_error
     assert startlist.load(bad)  # rewritten from this start
+
+
+def test_an_unwritable_trace_folder_still_reads_ahead_and_records_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "volume"
+    make_program(root)
+    blocker = tmp_path / "run"
+    blocker.write_text("a file where the run folder should be")
+    f = write(root / "venv" / "big.bin", 64 * KiB)
+    drop(f)
+    startlist.save(startlist.location(root / "ComfyUI"), [entry(root, "venv/big.bin")], 0.0)
+    session = Session.begin(
+        Options(
+            comfyui_path=root / "ComfyUI",
+            report_path=tmp_path / REPORT,
+            trace_dir=blocker / "trace",
+        )
+    )
+    assert session.environment(None) == {}  # ComfyUI starts without the hook
+    deadline = time.monotonic() + 10
+    while session.report.state == "reading" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert resident(f) == (64 * KiB, 64 * KiB)
+    session.comfyui_ready(time.monotonic())
+    assert not session.finished.wait(0.5)  # nothing recorded: the list stays as it was
+    assert [e.path for e in startlist.load(startlist.location(root / "ComfyUI"))] == [
+        "venv/big.bin"
+    ]

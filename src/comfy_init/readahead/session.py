@@ -53,13 +53,18 @@ class Session:
         self.finished = threading.Event()  # the list and report after ComfyUI's answer
         self._lock = threading.Lock()
         self._ready_seen = False
+        self.recording_ok = options.enabled
 
     @classmethod
     def begin(cls, options: Options, cancel: threading.Event | None = None) -> Session:
         session = cls(options, cancel)
         session._write_report()
         if options.enabled:
-            session.recording.prepare()
+            try:
+                session.recording.prepare()
+            except OSError as exc:  # RUN_DIR's own checks come next and say what to do
+                log.warning("readahead_not_recording", path=str(options.trace_dir), error=str(exc))
+                session.recording_ok = False
             threading.Thread(target=session._replay, name="readahead", daemon=True).start()
         else:
             session.recording.discard()
@@ -67,14 +72,14 @@ class Session:
 
     def environment(self, inherited_pythonpath: str | None) -> dict[str, str]:
         """ComfyUI's extra environment: the recording hook (nothing when turned off)."""
-        if not self.options.enabled:
+        if not self.recording_ok:
             return {}
         return self.recording.environment(inherited_pythonpath)
 
     def comfyui_ready(self, at: float) -> None:
         """ComfyUI answered at ``at`` (monotonic): record what it read, once per start."""
         with self._lock:
-            if self._ready_seen or not self.options.enabled:
+            if self._ready_seen or not self.recording_ok:
                 return
             self._ready_seen = True
         self.recording.stop()
