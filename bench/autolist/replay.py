@@ -2,8 +2,9 @@
 
 - ``static``: the models most opened in the first ``static_days`` days, filled into the
   budget in that order, never updated (a config written by hand once);
-- ``auto``: what ``@auto`` chooses at the start of each day, from the journals of the days
-  before, written and compacted by the real journal code and ranked by the real ranking;
+- ``auto``: what ``@auto`` chooses at each pod boot, from the journals written until then
+  (those of the days before written and compacted by the real journal code, read back from
+  disk each day), ranked and filled by the real ranking;
 - ``belady``: the best set for that day's loads, known in advance (the offline limit);
 - ``informed``: the workload's true popularity at that day, filled into the budget: what
   the best list learned from the past could reach (it cannot know the day's own draws).
@@ -41,8 +42,11 @@ class Setup:
     window_days: int = 14
     half_life_share: float = ranking.HALF_LIFE_SHARE
     static_days: int = 3
-    compact_bytes: int = 32 * 1024  # small, so the replay goes through compaction often
+    # small, so the replay goes through compaction often (what the ranking then sees)
+    compact_bytes: int = 32 * 1024
+    keep_recent: int = 100
     copy_rate: float = 370e6  # B/s, the warmup's rate on the slow volume (README)
+    per_boot: bool = True  # rank at each boot (as pods do), else once at the start of a day
 
 
 @dataclass
@@ -115,6 +119,17 @@ def _records(s: Session) -> list[Record]:
     return out
 
 
+def _choose(
+    journals: dict[str, list[Record]],
+    now: float,
+    setup: Setup,
+    by_key: dict[tuple[str, str], Model],
+) -> list[ranking.Candidate]:
+    ranked = ranking.rank(journals, now, setup.window_days, half_life_share=setup.half_life_share)
+    candidates = [ranking.Candidate(u, by_key[u.key].size) for u in ranked]
+    return ranking.select(candidates, max_bytes=setup.budget, space_bytes=setup.budget).chosen
+
+
 def replay(params: Params, setup: Setup, orders: Sequence[str] = ranking.ORDERS) -> list[Day]:
     work = build(params)
     by_key = {m.key: m for m in work.models}
@@ -127,39 +142,51 @@ def replay(params: Params, setup: Setup, orders: Sequence[str] = ranking.ORDERS)
         usage_dir = Path(tmp)
         for d, day_sessions in enumerate(by_day):
             now = EPOCH + d * DAY_SECONDS
-            found = journal.read_all(usage_dir)
-            ranked = ranking.rank(
-                {pod: c.records for pod, c in found.items()},
-                now,
-                setup.window_days,
-                half_life_share=setup.half_life_share,
-            )
-            candidates = [ranking.Candidate(u, by_key[u.key].size) for u in ranked]
-            chosen = ranking.select(candidates, max_bytes=setup.budget, space_bytes=setup.budget)
-            auto = {c.usage.key for c in chosen.chosen}
+            found = {pod: c.records for pod, c in journal.read_all(usage_dir).items()}
             loads = [x.model for s in day_sessions for x in s.loads]
+            total = sum(m.size for m in loads)
             known = work.popular(d, params)
             informed = fill(sorted((by_key[k] for k in known), key=lambda m: -known[m.key]),
                             setup.budget)  # fmt: skip
-            total = sum(m.size for m in loads)
+            hit = 0
+            bg: dict[str, float] = dict.fromkeys(orders, 0.0)
+            chosen_bytes = 0
+            daily = [] if setup.per_boot else _choose(found, now, setup, by_key)
+            for s in day_sessions:
+                boot = now + s.boot
+                if setup.per_boot:  # what this boot's warmup sees: the journals so far today
+                    seen = {pod: list(recs) for pod, recs in found.items()}
+                    for other in day_sessions:
+                        if other.boot < s.boot:
+                            seen.setdefault(other.pod, []).extend(
+                                r for r in _records(other) if r.time < boot
+                            )
+                    chosen = _choose(seen, boot, setup, by_key)
+                else:
+                    chosen = daily
+                chosen_bytes = max(chosen_bytes, sum(c.size for c in chosen))
+                cached = {c.usage.key for c in chosen}
+                session_bytes = sum(x.model.size for x in s.loads)
+                hit += round(hit_ratio((x.model for x in s.loads), cached) * session_bytes)
+                for how in orders:
+                    copied = [by_key[c.usage.key] for c in ranking.order(chosen, how)]
+                    bg[how] += background_ratio([s], copied, setup.copy_rate) * session_bytes
             result = Day(
                 day=d,
                 static=hit_ratio(loads, static),
-                auto=hit_ratio(loads, auto),
+                auto=hit / total if total else 1.0,
                 belady=best_set_bytes(loads, setup.budget) / total if total else 1.0,
                 informed=hit_ratio(loads, informed),
-                auto_bytes=chosen.chosen_bytes,
+                auto_bytes=chosen_bytes,
+                background={how: v / total if total else 1.0 for how, v in bg.items()},
             )
-            for how in orders:
-                copied = [by_key[c.usage.key] for c in ranking.order(chosen.chosen, how)]
-                result.background[how] = background_ratio(day_sessions, copied, setup.copy_rate)
             days.append(result)
             for s in day_sessions:  # the day's sidecars write their journals
                 writer = writers.get(s.pod)
                 if writer is None:
                     path = journal.path_for(usage_dir, s.pod)
                     writer = writers[s.pod] = journal.Writer(
-                        path, setup.window_days, setup.compact_bytes
+                        path, setup.window_days, setup.compact_bytes, setup.keep_recent
                     )
                 writer.write(_records(s))
                 writer.compact_if_grown(now + DAY_SECONDS)

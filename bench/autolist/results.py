@@ -21,7 +21,7 @@ class Run:
     days: list[Day]
 
     def _avg(self, attr: str, first: int = 1) -> float:
-        """Mean over the days from ``first`` (day 0 has no history for any learned list)."""
+        """Mean over the days from ``first`` (day 0 starts with no journal)."""
         days = self.days[first:]
         return sum(getattr(d, attr) for d in days) / len(days)
 
@@ -64,7 +64,7 @@ class Results:
     def markdown(self) -> str:
         lines = [
             "Byte hit ratio (bytes loaded from the cache / bytes loaded), mean over days 1-"
-            f"{len(self.runs[0].days) - 1} (day 0 has no history).",
+            f"{len(self.runs[0].days) - 1} (day 0 starts with no journal).",
             "",
             "| workload | cache | static list | `@auto` | Belady | `@auto` / Belady | "
             "after the shift: static | after the shift: `@auto` | goal |",

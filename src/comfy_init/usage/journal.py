@@ -166,10 +166,17 @@ class Writer:
     ``compact_bytes``, then each time it has doubled since (a fleet that uses many models
     does not compact on every batch)."""
 
-    def __init__(self, path: Path, keep_days: int, compact_bytes: int = COMPACT_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        keep_days: int,
+        compact_bytes: int = COMPACT_BYTES,
+        keep_recent: int = KEEP_RECENT,
+    ) -> None:
         self.path = path
         self.keep_days = keep_days
         self.compact_bytes = compact_bytes
+        self.keep_recent = keep_recent
         self._compact_at = compact_bytes
         self._size = 0
 
@@ -185,7 +192,7 @@ class Writer:
         if self._size < self._compact_at:
             return None
         self._compact_at = 2 * self._size
-        kept = compact(read(self.path).records, now, self.keep_days)
+        kept = compact(read(self.path).records, now, self.keep_days, self.keep_recent)
         self._size = rewrite(self.path, kept)
         self._compact_at = max(self.compact_bytes, 2 * self._size)
         return len(kept)

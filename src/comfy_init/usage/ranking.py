@@ -2,13 +2,13 @@
 
 Ranking is a recency-weighted frequency (as LRFU cache eviction): every open of a model by
 any pod within the window counts ``2 ** (-age / half_life)``, so an open today weighs 1 and
-one ``half_life`` ago 1/2; the half-life is a tenth of the window (1.4 days for 14), which
-followed a change of the fleet's models fastest without losing the steady state in the
-trace replay (bench/autolist).  A day total from compaction counts its opens at the age of its last one.
-For the byte hit ratio (bytes loaded from the cache / bytes loaded), a model's worth per
-byte of cache is its expected number of loads, so ranking by score and filling the budget
-in that order is the greedy knapsack; a model that does not fit is passed over and smaller
-ones further down may still fit, as in the warmup itself.
+one ``half_life`` ago 1/2.  The half-life is a tenth of the window (1.4 days for 14): in the
+trace replay (bench/autolist) it followed a change of the fleet's models fastest without
+losing the steady state.  A day total from compaction counts its opens at the age of its
+last one.  For the byte hit ratio (bytes loaded from the cache / bytes loaded), a model's
+worth per byte of cache is its expected number of loads, so ranking by score and filling
+the budget in that order is the greedy knapsack; a model that does not fit is passed over
+and smaller ones further down may still fit, as in the warmup itself.
 """
 
 from __future__ import annotations
