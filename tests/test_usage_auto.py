@@ -9,11 +9,13 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comfy_init.manifest import ModelFile
+from comfy_init.manifest.expand import ModelFile, SearchPath
+from comfy_init.manifest.lines import Entry
 from comfy_init.usage import auto, journal
 from comfy_init.usage.records import DAY_SECONDS, Open
 
 NOW = 1_790_000_000.0
+LINE = Entry("", "", "w.conf:3", auto=True)
 
 
 @given(name=st.text(min_size=1, max_size=20), other=st.text(min_size=1, max_size=20))
@@ -62,13 +64,13 @@ def test_plan_keeps_what_is_on_the_volume_and_not_listed_and_fills_the_budget(
     record(usage, "c", "loras/old.safetensors", 50, age=30 * DAY_SECONDS)
     os.utime(journal.path_for(usage, "c"), (NOW - 30 * DAY_SECONDS,) * 2)
 
-    learned = auto.learn(usage, 14, NOW)
+    learned = auto.learn(usage, 14, NOW, prune=True)
     assert learned.pruned == 1  # pod c was silent for longer than the window
     assert not journal.path_for(usage, "c").exists()
     plan = auto.plan(
         learned,
-        models_path=models,
-        origin="w.conf:3",
+        search=SearchPath(models),
+        line=LINE,
         listed={("loras", "listed.safetensors")},
         budget=auto.Budget(max_bytes=None, free_bytes=2000, reserve_bytes=1000, before_bytes=300),
         is_cached=never_cached,
@@ -83,7 +85,7 @@ def test_plan_keeps_what_is_on_the_volume_and_not_listed_and_fills_the_budget(
         "checkpoints/top.safetensors",
         "loras/small.safetensors",
     ]
-    assert {f.entry.origin for f in plan.files} == {"w.conf:3"}
+    assert {f.entry for f in plan.files} == {LINE}  # each file belongs to the @auto line
     assert auto.counts(plan) == {auto.LISTED: 1, auto.GONE: 1, auto.OUTSIDE: 2}
 
 
@@ -99,7 +101,7 @@ def test_a_cached_model_needs_no_space_and_the_cap_bounds_the_total(tmp_path: Pa
         return f.name == "a.safetensors"
 
     def files(budget: auto.Budget) -> list[str]:
-        plan = auto.plan(learned, models_path=models, origin="c:1", listed=set(),
+        plan = auto.plan(learned, search=SearchPath(models), line=LINE, listed=set(),
                          budget=budget, is_cached=cached_a)  # fmt: skip
         return [f.name for f in plan.files]
 
@@ -113,6 +115,6 @@ def test_a_cached_model_needs_no_space_and_the_cap_bounds_the_total(tmp_path: Pa
 
 def test_no_journal_means_nothing_to_warm(tmp_path: Path) -> None:
     learned = auto.learn(tmp_path / "none", 14, NOW)
-    plan = auto.plan(learned, models_path=tmp_path, origin="c:1", listed=set(),
+    plan = auto.plan(learned, search=SearchPath(tmp_path), line=LINE, listed=set(),
                      budget=auto.Budget(None, 10**12, 0), is_cached=never_cached)  # fmt: skip
     assert (plan.candidates, plan.files, learned.pruned) == ([], [], 0)

@@ -11,18 +11,25 @@ free space less ``CACHE_RESERVE_MB`` and less what the lines before ``@auto`` wi
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
+from typing import Any
 
-from comfy_init import manifest
 from comfy_init.errors import ConfigError
-from comfy_init.manifest import Entry, ModelFile
+from comfy_init.manifest import lines
+from comfy_init.manifest.expand import Expansion, ModelFile, SearchPath, expand, resolve
+from comfy_init.manifest.lines import Entry
+from comfy_init.settings import Settings
 from comfy_init.usage import journal, ranking
 from comfy_init.usage.ranking import Candidate, Selection, Usage
 from comfy_init.usage.records import DAY_SECONDS
+from comfy_init.warmup import plan as copy_plan
 
 _GLOB = re.compile(r"([*?\[])")
 # Why a recorded model is not a candidate (counted; the --suggest footer names them).
@@ -59,9 +66,10 @@ class Learned:
     pruned: int  # silent pods' journals removed on the way
 
 
-def learn(usage_dir: Path, window_days: int, now: float) -> Learned:
-    """Prune silent pods' journals, read the others, rank what they recorded."""
-    pruned = journal.prune(usage_dir, window_days * DAY_SECONDS, now)
+def learn(usage_dir: Path, window_days: int, now: float, *, prune: bool = False) -> Learned:
+    """Read every pod's journal and rank what they recorded; with ``prune`` (the warmup
+    does it, a look with --list does not) remove the journals of silent pods first."""
+    pruned = journal.prune(usage_dir, window_days * DAY_SECONDS, now) if prune else []
     contents = journal.Contents()
     journals = {}
     for pod, found in journal.read_all(usage_dir).items():
@@ -79,29 +87,43 @@ class AutoPlan:
     files: list[ModelFile] = field(default_factory=list)  # chosen, in copy order
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: dict[str, int] = field(default_factory=dict)
+    line: str = ""  # "file:line" of the @auto line
+
+    def summary(self) -> dict[str, Any]:
+        """The warmup report's ``auto`` object (``warmup/report.py``)."""
+        return {
+            "line": self.line,
+            "models": len(self.candidates) + sum(self.dropped.values()),
+            "candidates": len(self.candidates),
+            "files": len(self.files),
+            "bytes": sum(f.size for f in self.files),
+            "left_out": len(self.selection.left_out),
+            "dropped": counts(self),
+            "skipped_lines": dict(self.skipped),
+        }
 
 
 def plan(
     learned: Learned,
     *,
-    models_path: Path,
-    origin: str,
+    search: SearchPath,
+    line: Entry,
     listed: set[tuple[str, str]],
     budget: Budget,
     is_cached: IsCached,
 ) -> AutoPlan:
     """Locate each ranked model on the volume, then fill the budget in rank order.
 
-    ``origin`` is the ``file:line`` of the ``@auto`` line (the entries' origin); ``listed``
-    the ``(type, name)`` the explicit lines expand to.
+    ``line`` is the config's ``@auto`` line (each file's entry); ``listed`` the
+    ``(type, name)`` the explicit lines expand to.
     """
-    out = AutoPlan(skipped=dict(learned.skipped))
+    out = AutoPlan(skipped=dict(learned.skipped), line=line.origin)
     found: dict[tuple[str, str], ModelFile] = {}
     for usage in learned.ranked:
         if usage.key in listed:
             out.dropped[LISTED] += 1
             continue
-        located = _locate(usage, models_path, origin)
+        located = _locate(usage, search, line)
         if isinstance(located, str):
             out.dropped[located] += 1
             continue
@@ -114,19 +136,89 @@ def plan(
     return out
 
 
-def _locate(usage: Usage, models_path: Path, origin: str) -> ModelFile | str:
+def _locate(usage: Usage, search: SearchPath, line: Entry) -> ModelFile | str:
     """The model file a recorded name stands for now, or why there is none."""
+    parsed = lines.read(f"{usage.type}/{escape(usage.name)}", line.origin)
+    if parsed.problems or len(parsed.entries) != 1:
+        return OUTSIDE  # a name no config line could hold: "..", absolute, control characters
     try:
-        entries = manifest.parse(f"{usage.type}/{escape(usage.name)}", origin)
-        expansion = manifest.expand(entries, models_path)
-    except ConfigError:  # a name that leaves the models tree, by itself or through a link
+        found = resolve(parsed.entries[0], search)
+    except ConfigError:  # a symlink that leads out of the models tree
         return OUTSIDE
-    if not entries or not expansion.files:
+    if not found:
         return GONE
-    f = expansion.files[0]
-    # the entry names the @auto line, not line 1 of a one-line text
-    return ModelFile(f.type, f.name, f.source, f.size, f.mtime_ns,
-                     Entry(f.type, entries[0].pattern, origin))  # fmt: skip
+    return dataclasses.replace(found[0], entry=line)
+
+
+@dataclass
+class Expanded:
+    """The config's files in priority order, and what ``@auto`` stood for (None: no line)."""
+
+    expansion: Expansion
+    auto: AutoPlan | None = None
+
+    @property
+    def files(self) -> list[ModelFile]:
+        return self.expansion.files
+
+
+def expand_config(
+    entries: Sequence[Entry],
+    settings: Settings,
+    *,
+    now: float,
+    prune: bool = False,
+    is_cached: IsCached | None = None,
+) -> Expanded:
+    """The explicit lines expanded as usual, the ``@auto`` line (if any) by the journals,
+    its files placed where it stands."""
+    search = SearchPath.of(settings)
+    explicit = expand(entries, search)
+    line = next((e for e in entries if e.auto), None)
+    if line is None:
+        return Expanded(explicit)
+    cached = is_cached or cached_in(settings.cache_path)
+    earlier = set(entries[: list(entries).index(line)])
+
+    def before(e: Entry) -> bool:
+        return e in earlier
+
+    budget = Budget(
+        max_bytes=settings.warmup_auto_max_bytes or None,
+        free_bytes=free_bytes(settings.cache_path),
+        reserve_bytes=settings.cache_reserve_bytes,
+        before_bytes=copy_bytes([f for f in explicit.files if before(f.entry)], cached),
+    )
+    learned = learn(settings.usage_path, settings.warmup_auto_days, now, prune=prune)
+    chosen = plan(learned, search=search, line=line, listed=listed_keys(explicit.files),
+                  budget=budget, is_cached=cached)  # fmt: skip
+    files = merge(explicit.files, before, chosen.files)
+    return Expanded(Expansion(files=files, unmatched=explicit.unmatched), chosen)
+
+
+def cached_in(cache_path: Path) -> IsCached:
+    """Whether the cache holds an up-to-date copy of a file (a hit: copying it costs no
+    space)."""
+
+    def is_cached(f: ModelFile) -> bool:
+        try:
+            st = os.stat(copy_plan.dest_for(cache_path, f))
+        except OSError:
+            return False
+        return S_ISREG(st.st_mode) and copy_plan.is_hit(
+            f, copy_plan.CacheEntry(st.st_size, st.st_mtime_ns)
+        )
+
+    return is_cached
+
+
+def free_bytes(path: Path) -> int:
+    """Free space (for unprivileged users) on the filesystem that holds or will hold
+    ``path``."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 def merge(

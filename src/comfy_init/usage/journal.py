@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comfy_init.files.durable import write_atomic
 from comfy_init.usage import records
 from comfy_init.usage.records import Boot, DayTotal, Open, Record
-from comfy_init.warmup.report import write_atomic
 
 SUFFIX = ".jsonl"
 COMPACT_BYTES = 1024 * 1024  # a journal this large is compacted by its writer

@@ -17,7 +17,8 @@ Schema (``version`` 1)::
       "models_path": "/workspace/ComfyUI/models",
       "cache_path": "/root/fast_cache",
       "files": [FileRecord, ...],       # in config priority order
-      "totals": {...}                   # see Totals
+      "totals": {...},                  # see Totals
+      "auto": {...} | null              # what @auto stood for; null without an @auto line
     }
 
 FileRecord: ``type`` (first path component, e.g. "checkpoints"), ``name`` (path below the
@@ -26,18 +27,24 @@ type dir), ``source``/``dest`` (absolute), ``size`` (bytes, source size), ``stat
 ``error`` (message or null), ``line`` ("file:line" of the config entry), ``source_opens``
 (how many times the copier has opened the *source* file so far; written before each open,
 so a watcher that sees an open of a volume file can tell the copier's opens from
-ComfyUI's).  A config line that matches nothing appears once with status "missing", its
-``name`` the pattern as written and ``size`` 0.
+ComfyUI's), ``auto`` (true for a file the ``@auto`` line chose).  A config line that
+matches nothing appears once with status "missing", its ``name`` the pattern as written and
+``size`` 0.
+
+``auto``: ``line`` ("file:line"), ``models`` (models the journals hold in the window),
+``candidates`` (of those, on the volume and not listed by other lines), ``files`` and
+``bytes`` (chosen), ``left_out`` (candidates over the budget), ``dropped`` (per reason) and
+``skipped_lines`` (journal lines skipped: torn, corrupt, future).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from comfy_init.files.durable import write_atomic
 
 REPORT_VERSION = 1
 
@@ -78,6 +85,7 @@ class FileRecord:
     error: str | None = None
     line: str = ""
     source_opens: int = 0
+    auto: bool = False
 
 
 @dataclass
@@ -115,6 +123,7 @@ class Report:
     finished_at: float | None = None
     files: list[FileRecord] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
+    auto: dict[str, Any] | None = None
     version: int = REPORT_VERSION
 
     def to_json(self) -> str:
@@ -136,22 +145,6 @@ class Report:
         totals = Totals(**data.get("totals", {}))
         rest = {k: v for k, v in data.items() if k not in ("files", "totals")}
         return cls(files=files, totals=totals, **rest)
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(path: Path, report: Report) -> None:
