@@ -196,6 +196,16 @@ def expand_config(
     return Expanded(Expansion(files=files, unmatched=explicit.unmatched), chosen)
 
 
+def model_types(entries: Sequence[Entry], settings: Settings, now: float) -> list[str]:
+    """The type folders ``@auto`` may warm: those of every model the journals hold in the
+    window, most used first (none without an ``@auto`` line).  ComfyUI's paths file names
+    them, so a copy that lands while ComfyUI runs is found."""
+    if not any(e.auto for e in entries):
+        return []
+    ranked = learn(settings.usage_path, settings.warmup_auto_days, now).ranked
+    return list(dict.fromkeys(u.type for u in ranked))
+
+
 def cached_in(cache_path: Path) -> IsCached:
     """Whether the cache holds an up-to-date copy of a file (a hit: copying it costs no
     space)."""
