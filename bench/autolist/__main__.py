@@ -1,6 +1,6 @@
 """``python -m bench.autolist``: how good is the learned warm list?
 
-    .venv/bin/python -m bench.autolist --docs    # ~1 min; writes docs/bench/autolist.{md,json,png}
+    .venv/bin/python -m bench.autolist --docs    # ~30 s; writes docs/bench/autolist.{md,json,png}
     .venv/bin/python -m bench.autolist --smoke   # a few seconds (part of the tests)
 
 A pure simulation (no FUSE, no root): the workload of ``workload.py`` replayed by
@@ -12,17 +12,14 @@ half-life, and the copy orders in background mode.  Results go to ``--out-dir`` 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import time
 from pathlib import Path
 
+from bench import REPO, outputs
 from bench.autolist.replay import Setup, replay
 from bench.autolist.results import Results, Run, write_png
 from bench.autolist.workload import GB, Params
 
-REPO = Path(__file__).resolve().parents[2]
 FLEET = "fleet"  # the default workload
 SPARSE = "sparse"
 
@@ -62,7 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--half-life-shares", type=float, nargs="+", default=[0.05, 0.1, 0.25, 1.0],
         help="half-lives swept, as shares of the window",
     )  # fmt: skip
-    p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--out-dir", type=Path, default=outputs.RESULTS_DIR)
     p.add_argument("--docs", action="store_true", help="write docs/bench/autolist.{md,json,png}")
     args = p.parse_args(argv)
     if args.budgets_gb is None:
@@ -78,27 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     args = parse_args(given)
     results = run(args)
-    stem = "autolist" if args.docs else f"autolist-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = "autolist" if args.docs else f"autolist-{outputs.stamp()}"
     stem += "-smoke" if args.smoke and not args.docs else ""
     out = args.out_dir / stem
-    out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join([".venv/bin/python -m bench.autolist", *given])
     table = results.markdown()
-    doc = {**results.as_dict(), "command": command}
-    out.with_suffix(".md").write_text(f"`{command}`\n\n{table}", encoding="utf-8")
-    out.with_suffix(".json").write_text(
-        json.dumps(doc, indent=1, default=_plain) + "\n", encoding="utf-8"
-    )
+    outputs.write(out, f"`{command}`\n\n{table}", {**results.as_dict(), "command": command})
     write_png(results, out.with_suffix(".png"))
     print(table)
     print(f"bench: written {out}.md, .json and .png", file=sys.stderr)
     return 0
-
-
-def _plain(value: object) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(value)
 
 
 if __name__ == "__main__":
