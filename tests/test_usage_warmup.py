@@ -221,3 +221,15 @@ def test_suggest_prints_a_config_most_used_first_from_the_command_line(tree: Tre
         ("loras/third.safetensors", 2, 1),
     ]
     assert data["max_bytes"] == 1024 * KiB
+
+
+def test_journals_that_cannot_be_read_cost_auto_its_models_not_the_warmup(tmp_path: Path) -> None:
+    t = Tree(tmp_path)
+    t.model("vae/v.safetensors", 10 * KiB)
+    t.usage.parent.mkdir(parents=True)
+    t.usage.write_text("not a folder\n")
+    t.config("@auto\nvae/v.safetensors\n")
+    report = warm(t)
+    assert [(r.name, r.status) for r in report.files] == [("v.safetensors", "copied")]
+    assert report.auto is not None
+    assert report.auto["models"] == 0

@@ -81,7 +81,7 @@ def journals(usage_dir: Path) -> list[Path]:
     """Every pod's journal in ``usage_dir`` (none if it does not exist)."""
     try:
         names = os.listdir(usage_dir)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, not a folder, unreadable: no journal to go by
         return []
     return sorted(usage_dir / n for n in names if n.endswith(SUFFIX) and not n.startswith("."))
 
@@ -234,7 +234,13 @@ def _retire(path: Path, cutoff: float) -> bool:
         os.rename(path, hidden)
     except OSError:  # another pod pruned it first, or it is gone
         return False
-    fd = os.open(hidden, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fd = os.open(hidden, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # renamed but unreadable to us: give it back untouched
+        with contextlib.suppress(OSError):
+            os.link(hidden, path)
+            os.unlink(hidden)
+        return False
     try:
         _lock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_mtime < cutoff:
