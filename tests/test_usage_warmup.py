@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 import warmup_tree
 from comfy_init.comfyui import model_paths
@@ -88,7 +89,10 @@ def warm(t: Tree, **env: str) -> engine.Report:
 
 def test_auto_files_come_where_the_line_stands_most_used_first_and_are_marked(tree: Tree) -> None:
     tree.config("vae/explicit.safetensors\n@auto\nloras/third.safetensors\n")
-    report = warm(tree)
+    with capture_logs() as logged:
+        report = warm(tree)
+    (said,) = [e for e in logged if e["event"] == "auto_expanded"]
+    assert (said["files"], said["bytes"], said["models"], said["dropped"]) == (2, 500 * KiB, 4, 2)
     assert [(f"{r.type}/{r.name}", r.status, r.auto) for r in report.files] == [
         ("vae/explicit.safetensors", "copied", False),
         ("checkpoints/most.safetensors", "copied", True),

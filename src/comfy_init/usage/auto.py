@@ -21,6 +21,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
+from comfy_init import logs
 from comfy_init.errors import ConfigError
 from comfy_init.manifest import lines
 from comfy_init.manifest.expand import Expansion, ModelFile, SearchPath, expand, resolve
@@ -30,6 +31,8 @@ from comfy_init.usage import journal, ranking
 from comfy_init.usage.ranking import Candidate, Selection, Usage
 from comfy_init.usage.records import DAY_SECONDS
 from comfy_init.warmup import plan as copy_plan
+
+log = logs.get_logger("usage.auto")
 
 _GLOB = re.compile(r"([*?\[])")
 # Why a recorded model is not a candidate (counted; the --suggest footer names them).
@@ -193,6 +196,10 @@ def expand_config(
     chosen = plan(learned, search=search, line=line, listed=listed_keys(explicit.files),
                   budget=budget, is_cached=cached)  # fmt: skip
     files = merge(explicit.files, before, chosen.files)
+    summary = chosen.summary()
+    log.info("auto_expanded", line=line.origin, pruned=learned.pruned,
+             **{k: v for k, v in summary.items() if k not in ("line", "dropped")},
+             dropped=sum(chosen.dropped.values()))  # fmt: skip
     return Expanded(Expansion(files=files, unmatched=explicit.unmatched), chosen)
 
 
