@@ -1,0 +1,117 @@
+"""The image, built from the Dockerfile with podman and booted as a container.
+
+What a user of the image does from outside: ``podman run`` with the volume at /workspace
+(the ComfyUI stand-in as ComfyUI), then ``exec supervisorctl``, ``exec comfy-init``, the
+image's HEALTHCHECK, ``/metrics`` from inside, and ``podman stop``.  The base image is a
+local bookworm (``image/make-base``), cached between runs; see ``podman_harness``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import podman_harness
+from comfyui_standin.harness import make_comfyui_dir, read_records
+from comfyui_standin.safetensors_file import make_safetensors
+
+pytestmark = [pytest.mark.process, pytest.mark.root]
+
+MODEL = "checkpoints/tiny.safetensors"
+# The image's size over its base, in bytes: comfy-init's venv and its few files.
+MAX_ADDED_BYTES = 40 * 1000 * 1000
+
+
+@pytest.fixture(scope="session")
+def built() -> tuple[str, str]:
+    """(image, base): the Dockerfile built on the local base."""
+    podman_harness.require_podman()
+    base = podman_harness.make_base()
+    return podman_harness.build(base), base
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """The network volume: ComfyUI (the stand-in) with one model listed for warmup."""
+    volume = tmp_path / "workspace"
+    comfyui = make_comfyui_dir(volume / "ComfyUI")
+    make_safetensors(comfyui / "models" / MODEL, 1 << 20)
+    (comfyui / "warmup_models.conf").write_text(f"{MODEL}\n", encoding="utf-8")
+    return volume
+
+
+@pytest.fixture
+def container(
+    built: tuple[str, str], workspace: Path
+) -> Iterator[Callable[..., podman_harness.Container]]:
+    """Factory: ``container(env={...}, volumes={...})`` runs the image with the workspace at
+    /workspace; every container started is removed at teardown."""
+    started: list[podman_harness.Container] = []
+
+    def start(
+        env: dict[str, str] | None = None, volumes: dict[Path, str] | None = None
+    ) -> podman_harness.Container:
+        started.append(
+            podman_harness.run(
+                built[0],
+                env={"STANDIN_RECORD": "/workspace/standin.jsonl", **(env or {})},
+                volumes={workspace: "/workspace", **(volumes or {})},
+            )
+        )
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.remove()
+
+
+@pytest.mark.timeout(600)
+def test_image_serves_comfyui_answers_exec_health_and_metrics_and_stops_with_exit_0(
+    container: Callable[..., podman_harness.Container], workspace: Path
+) -> None:
+    pod = container()
+    pod.wait_exec(["supervisorctl", "status", "comfyui"], "RUNNING")
+
+    # the warmup ran before ComfyUI: the model is in the cache, ComfyUI looks there first
+    status = pod.exec("comfy-init", "warmup", "--status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    cached = {(m["type"], m["name"], m["state"]) for m in json.loads(status.stdout)["files"]}
+    assert ("checkpoints", "tiny.safetensors", "cached") in cached, status.stdout
+    paths = pod.exec("curl", "-fsS", "http://127.0.0.1:8188/internal/folder_paths")
+    assert json.loads(paths.stdout)["checkpoints"][0] == "/root/fast_cache/checkpoints"
+
+    first = pod.exec("supervisorctl", "pid", "comfyui").stdout.strip()
+    restart = pod.exec("supervisorctl", "restart", "comfyui", timeout=60)
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    second = pod.exec("supervisorctl", "pid", "comfyui").stdout.strip()
+    assert first.isdigit()
+    assert second.isdigit()
+    assert first != second
+
+    pod.wait_exec(["curl", "-fsS", "http://127.0.0.1:9188/healthz"], "ok")
+    health = podman_harness.podman("healthcheck", "run", pod.name, check=False)
+    assert health.returncode == 0, health.stdout + health.stderr
+    metrics = pod.wait_exec(
+        ["curl", "-fsS", "http://127.0.0.1:9188/metrics"], "comfyinit_comfyui_http_up 1.0"
+    )
+    assert 'comfyinit_warmup_files{outcome="copied",type="checkpoints"} 1.0' in metrics
+
+    code, _ = pod.stop(10)  # SIGKILL after 10 s would make it 137
+    assert code == 0, pod.logs()
+    events = read_records(workspace / "standin.jsonl")
+    starts = [e["pid"] for e in events if e["event"] == "start"]
+    assert len(starts) == 2, "started once, then once more by the restart"
+    assert [e["signum"] for e in events if e["event"] == "signal"] == [2, 2], "SIGINT each time"
+
+
+def test_image_adds_little_to_its_base(
+    built: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, base = built
+    added = podman_harness.image_size(image) - podman_harness.image_size(base)
+    with capsys.disabled():
+        print(f"\nimage size over its base: {added / 1e6:.1f} MB ({image} on {base})")
+    assert 0 < added < MAX_ADDED_BYTES
