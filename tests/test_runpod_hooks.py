@@ -10,7 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from comfy_init.pid1.children import Reaper
 from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.runpod_conventions import hooks
+from comfyui_standin.harness import StandinProcess, free_port
 from pid1_harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
@@ -149,3 +151,65 @@ def test_a_stop_signal_during_a_hook_stops_it_and_is_handed_back(tmp_path: Path)
     outcome = json.loads(out.splitlines()[-1])
     assert (outcome["signum"], outcome["code"], outcome["timed_out"]) == (15, None, False), err
     assert not alive(int(started.read_text()))
+
+
+def post_start_process(path: Path, port: int) -> subprocess.Popen[str]:
+    """``hooks.post_start`` in a process of its own, as supervisord runs it."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from comfy_init.pid1 import early
+        early.install()
+        from comfy_init.runpod_conventions import hooks
+        sys.exit(hooks.post_start(Path({str(path)!r}), port={port}, timeout=30))
+        """
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_post_start_waits_for_comfyui_to_answer_then_runs_the_hook_and_exits_0_even_if_it_fails(
+    tmp_path: Path, standin: Callable[..., StandinProcess]
+) -> None:
+    port = free_port()
+    out = tmp_path / "stats.json"
+    path = hook(tmp_path, f"curl -fsS http://127.0.0.1:{port}/system_stats > {out}\nexit 7\n")
+    proc = post_start_process(path, port)
+    try:
+        time.sleep(1.5)  # long enough for the process to poll a silent port a few times
+        assert proc.poll() is None
+        assert not out.exists(), "nothing runs before ComfyUI answers"
+        standin(port=port, env={"STANDIN_STARTUP_DELAY": "1"}).wait_ready()
+        log, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, log
+    assert json.loads(out.read_text())["system"]["comfyui_version"]
+    assert "hook_failed" in log
+
+
+def test_a_stop_signal_while_waiting_for_comfyui_exits_128_plus_n_without_running_the_hook(
+    tmp_path: Path,
+) -> None:
+    ran = tmp_path / "ran"
+    proc = post_start_process(hook(tmp_path, f"touch {ran}\n"), free_port())
+    try:
+        # the signal is recorded once early.install() has put the handler in place
+        wait_for(
+            lambda: int(_sigcgt(proc.pid), 16) & (1 << (signal.SIGTERM - 1)), 10, "its handler"
+        )
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not ran.exists()
+
+
+def _sigcgt(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return line.split()[1]
+    return "0"

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init import logs
+from comfy_init.comfyui import api
+from comfy_init.errors import signal_exit_code
 from comfy_init.pid1 import early
 from comfy_init.pid1.children import Reaper, describe, spawn
 from comfy_init.pid1.wakeup import Deadline, Wakeup
@@ -33,6 +35,7 @@ PRE_START = Path("/pre_start.sh")
 POST_START = Path("/post_start.sh")
 KILL_GRACE_SECONDS = 2.0
 IDLE_SECONDS = 10.0  # SIGCHLD wakes the loop at once; this only bounds the sleep
+READY_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -125,3 +128,31 @@ def run_hook(
     else:
         log.info("hook_finished", hook=name, path=str(path), seconds=seconds)
     return outcome
+
+
+def wait_until_answering(port: int, wakeup: Wakeup, poll: float = READY_POLL_SECONDS) -> int | None:
+    """Wait until ComfyUI answers ``GET /system_stats`` on ``port`` (however long that
+    takes: a warmup, or a volume that has no ComfyUI yet); a stop signal ends the wait and
+    is returned, else None."""
+    while True:
+        signum = early.take()
+        if signum is not None:
+            return signum
+        try:
+            api.system_stats(port, timeout=poll)
+        except api.ComfyUIUnavailable:
+            wakeup.wait(poll)
+        else:
+            return None
+
+
+def post_start(path: Path, *, port: int, timeout: float) -> int:
+    """``comfy-init hook post-start``: once ComfyUI answers, run ``path``; the exit code is
+    0 whatever the hook did (it is logged: a failing hook is not the program failing), or
+    128+N when a stop signal ended it."""
+    wakeup = Wakeup()
+    signum = wait_until_answering(port, wakeup)
+    if signum is None:
+        outcome = run_hook(path, name="post_start", timeout=timeout, reaper=Reaper(), wakeup=wakeup)
+        signum = outcome.signum if outcome is not None else None
+    return 0 if signum is None else signal_exit_code(signum)
