@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from comfy_init.pid1.children import Reaper
-from comfy_init.pid1.wakeup import Wakeup
+from comfy_init.wakeup import Wakeup
 from comfy_init.runpod_conventions import hooks
 from comfyui_standin.harness import StandinProcess, free_port
 from pid1_harness import wait_for
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
 
 @pytest.fixture
 def loop() -> Iterator[tuple[Reaper, Wakeup]]:
-    """PID 1's reaper and wake-up pipe, with a SIGCHLD handler (as ``early`` installs) so a
+    """PID 1's reaper and wake-up pipe, with a SIGCHLD handler (as ``stop_signals`` installs) so a
     child's end wakes the loop."""
     previous = signal.signal(signal.SIGCHLD, lambda *_: None)
     wakeup = Wakeup()
@@ -122,17 +122,17 @@ def test_a_daemon_a_hook_starts_on_purpose_outlives_it(
 
 
 def test_a_stop_signal_during_a_hook_stops_it_and_is_handed_back(tmp_path: Path) -> None:
-    """In a process of its own, as PID 1 runs it: ``early`` records the signal."""
+    """In a process of its own, as PID 1 runs it: ``stop_signals`` records the signal."""
     started = tmp_path / "started"
     path = hook(tmp_path, f"echo $$ > {started}\nexec sleep 60\n")
     script = textwrap.dedent(
         f"""
         import dataclasses, json
         from pathlib import Path
-        from comfy_init.pid1 import early
-        early.install()
+        from comfy_init.pid1 import stop_signals
+        stop_signals.install()
         from comfy_init.pid1.children import Reaper
-        from comfy_init.pid1.wakeup import Wakeup
+        from comfy_init.wakeup import Wakeup
         from comfy_init.runpod_conventions import hooks
         outcome = hooks.run_hook(Path({str(path)!r}), name="pre_start", timeout=50,
                                  reaper=Reaper(), wakeup=Wakeup())
@@ -159,8 +159,8 @@ def post_start_process(path: Path, port: int) -> subprocess.Popen[str]:
         f"""
         import sys
         from pathlib import Path
-        from comfy_init.pid1 import early
-        early.install()
+        from comfy_init.pid1 import stop_signals
+        stop_signals.install()
         from comfy_init.runpod_conventions import hooks
         sys.exit(hooks.post_start(Path({str(path)!r}), port={port}, timeout=30))
         """
@@ -196,7 +196,7 @@ def test_a_stop_signal_while_waiting_for_comfyui_exits_128_plus_n_without_runnin
     ran = tmp_path / "ran"
     proc = post_start_process(hook(tmp_path, f"touch {ran}\n"), free_port())
     try:
-        # the signal is recorded once early.install() has put the handler in place
+        # the signal is recorded once stop_signals.install() has put the handler in place
         wait_for(
             lambda: int(_sigcgt(proc.pid), 16) & (1 << (signal.SIGTERM - 1)), 10, "its handler"
         )

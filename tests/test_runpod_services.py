@@ -45,19 +45,19 @@ def test_a_serverless_worker_runs_neither_unless_asked_explicitly() -> None:
     assert not got.jupyter.run
     assert "RUNPOD_ENDPOINT_ID" in got.ssh.why
     assert "SSH=1" in got.ssh.why
-    assert decide(serverless=True, ssh="on", jupyter="on") == services.Services(
+    assert decide(serverless=True, ssh="1", jupyter="1") == services.Services(
         ssh=Service(True, "SSH=1"), jupyter=Service(True, "JUPYTER=1")
     )
 
 
 def test_zero_turns_each_off_whatever_is_set() -> None:
-    assert decide(ssh="off", jupyter="off") == services.Services(
+    assert decide(ssh="0", jupyter="0") == services.Services(
         ssh=Service(False, "SSH=0"), jupyter=Service(False, "JUPYTER=0")
     )
 
 
 def test_ssh_on_without_a_key_still_runs_sshd_for_keys_already_there() -> None:
-    assert decide(ssh="on", public_key="").ssh == Service(True, "SSH=1")
+    assert decide(ssh="1", public_key="").ssh == Service(True, "SSH=1")
 
 
 def test_a_missing_program_turns_its_service_off_saying_what_to_install() -> None:
@@ -71,7 +71,7 @@ def test_a_missing_program_turns_its_service_off_saying_what_to_install() -> Non
 
 def test_jupyter_on_without_a_password_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"JUPYTER=1 but JUPYTER_PASSWORD is empty"):
-        decide(jupyter="on", jupyter_password="")
+        decide(jupyter="1", jupyter_password="")
 
 
 @pytest.mark.parametrize(

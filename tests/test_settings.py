@@ -104,6 +104,12 @@ OTHER_VALUES = {
     "WRITEBACK": "0",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
+    "PUBLIC_KEY": "ssh-ed25519 AAAA me",
+    "SSH": "0",
+    "JUPYTER_PASSWORD": "secret",
+    "JUPYTER": "1",
+    "HOOK_TIMEOUT": "30",
+    "RUNPOD_ENDPOINT_ID": "abc123",
 }
 
 

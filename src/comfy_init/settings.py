@@ -8,7 +8,7 @@ value.  Every path under ``RUN_DIR`` is named here, and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,17 @@ class Settings:
     writeback: bool
     log_level: str
     log_format: str
+    public_key: str = field(repr=False)
+    ssh: str
+    jupyter_password: str = field(repr=False)
+    jupyter: str
+    hook_timeout: float
+    runpod_endpoint_id: str
+
+    @property
+    def serverless(self) -> bool:
+        """A RunPod serverless worker (RunPod sets the endpoint id there only)."""
+        return bool(self.runpod_endpoint_id)
 
     @property
     def models_path(self) -> Path:

@@ -25,9 +25,9 @@ from pathlib import Path
 from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.errors import signal_exit_code
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 from comfy_init.pid1.children import Reaper, describe, spawn
-from comfy_init.pid1.wakeup import Deadline, Wakeup
+from comfy_init.wakeup import Deadline, Wakeup
 
 log = logs.get_logger("hooks")
 
@@ -64,7 +64,7 @@ def run(
         code = _ended(reaper, pid)
         if code is not None:
             return Outcome(code=code, seconds=time.monotonic() - started)
-        signum = early.take()
+        signum = stop_signals.take()
         if signum is not None or deadline.passed():
             _stop_group(pid, reaper, wakeup)
             return Outcome(
@@ -135,7 +135,7 @@ def wait_until_answering(port: int, wakeup: Wakeup, poll: float = READY_POLL_SEC
     takes: a warmup, or a volume that has no ComfyUI yet); a stop signal ends the wait and
     is returned, else None."""
     while True:
-        signum = early.take()
+        signum = stop_signals.take()
         if signum is not None:
             return signum
         try:

@@ -19,7 +19,7 @@ from comfy_init.errors import ConfigError
 # RunPod sets it in serverless workers only (pods have RUNPOD_POD_ID).
 SERVERLESS_VARIABLE = "RUNPOD_ENDPOINT_ID"
 JUPYTER_PORT = 8888
-Switch = Literal["auto", "on", "off"]
+Switch = Literal["auto", "1", "0"]  # the SSH / JUPYTER variables
 
 
 def is_serverless(environ: Mapping[str, str]) -> bool:
@@ -51,7 +51,7 @@ def decide(
     """What runs.  ``sshd`` / ``jupyter_lab``: the installed programs, None if absent.
     Raises ConfigError when JupyterLab is asked for without a password (it would be open
     to anyone who finds the port)."""
-    if jupyter == "on" and not jupyter_password:
+    if jupyter == "1" and not jupyter_password:
         raise ConfigError(
             "environment: JUPYTER=1 but JUPYTER_PASSWORD is empty: JupyterLab would accept "
             "anyone (set JUPYTER_PASSWORD, or JUPYTER=0)"
@@ -88,7 +88,7 @@ def _one(
     installed: bool,
     missing: str,
 ) -> Service:
-    if switch == "off":
+    if switch == "0":
         return Service(False, f"{name}=0")
     if switch == "auto" and not asked:
         return Service(False, f"{variable} is not set")
@@ -98,7 +98,7 @@ def _one(
         )
     if not installed:
         return Service(False, missing)
-    return Service(True, f"{name}=1" if switch == "on" else f"{variable} is set")
+    return Service(True, f"{name}=1" if switch == "1" else f"{variable} is set")
 
 
 def jupyter_argv(jupyter_lab: str, root_dir: Path, port: int = JUPYTER_PORT) -> list[str]:

@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from comfy_init.warmup.report import write_atomic
+from comfy_init.files.durable import write_atomic
 
 ENVIRONMENT_FILE = Path("/etc/rp_environment")
 SOURCE_LINE = (

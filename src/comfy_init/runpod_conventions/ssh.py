@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init.errors import ConfigError
-from comfy_init.warmup.report import write_atomic
+from comfy_init.files.durable import write_atomic
 
 # Key types sshd accepts in authorized_keys (OpenSSH 9); ssh-dss is long disabled.
 KEY_TYPES = frozenset(
