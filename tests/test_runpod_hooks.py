@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from comfy_init.pid1.children import Reaper
-from comfy_init.wakeup import Wakeup
 from comfy_init.runpod_conventions import hooks
+from comfy_init.wakeup import Wakeup
 from comfyui_standin.harness import StandinProcess, free_port
 from pid1_harness import wait_for
 

@@ -216,6 +216,7 @@ class Sidecar:
     def _sidecar_families(self) -> list[Metric]:
         stats = self.download_return.stats
         return [
+            families.single("comfyui_installed", 1.0 if self._comfyui_installed() else 0.0),
             families.labelled("comfyui_restarts_total", [((), self.prober.restarts_seen)]),
             families.labelled("watchdog_restarts_total", [((), self.prober.hang.restarts)]),
             families.single("watchdog_failed_probes", self.prober.hang.failed_probes),
@@ -238,10 +239,15 @@ class Sidecar:
             return False, f"supervisord unavailable: {self.health_status.error}"
         if info.statename in READY_STATES:
             return True, f"ok: {self.program} {info.statename}"
+        if info.statename == "STOPPED" and not self._comfyui_installed():
+            # An empty volume: the pod is alive and waits for the user to install ComfyUI.
+            return True, f"ok: waiting for ComfyUI at {self._main_py}"
         detail = f" ({info.spawnerr})" if info.spawnerr else ""
         return False, f"{self.program} is {info.statename}{detail}"
 
     def ready(self) -> tuple[bool, str]:
+        if not self._comfyui_installed():
+            return False, f"ComfyUI not installed: no {self._main_py}"
         try:
             api.system_stats(self.settings.comfyui_port, timeout=1.0)
         except api.ComfyUIUnavailable:
@@ -249,6 +255,13 @@ class Sidecar:
         if self.settings.warmup_mode == "blocking" and self.warmup.state() == "running":
             return False, "warmup running"
         return True, "ok: comfyui answers"
+
+    @property
+    def _main_py(self) -> Path:
+        return self.settings.comfyui_path / "main.py"
+
+    def _comfyui_installed(self) -> bool:
+        return self._main_py.is_file()
 
 
 def _by_type(values: dict[str, int]) -> list[tuple[tuple[str], float]]:
