@@ -9,6 +9,8 @@ local bookworm (``image/make-base``), cached between runs; see ``podman_harness`
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 import podman_harness
 from comfyui_standin.harness import make_comfyui_dir, read_records
 from comfyui_standin.safetensors_file import make_safetensors
+from pid1_harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.root]
 
@@ -52,13 +55,15 @@ def container(
     started: list[podman_harness.Container] = []
 
     def start(
-        env: dict[str, str] | None = None, volumes: dict[Path, str] | None = None
+        env: dict[str, str] | None = None,
+        volumes: dict[Path, str] | None = None,
+        workspace_dir: Path = workspace,
     ) -> podman_harness.Container:
         started.append(
             podman_harness.run(
                 built[0],
                 env={"STANDIN_RECORD": "/workspace/standin.jsonl", **(env or {})},
-                volumes={workspace: "/workspace", **(volumes or {})},
+                volumes={workspace_dir: "/workspace", **(volumes or {})},
             )
         )
         return started[-1]
@@ -115,3 +120,80 @@ def test_image_adds_little_to_its_base(
     with capsys.disabled():
         print(f"\nimage size over its base: {added / 1e6:.1f} MB ({image} on {base})")
     assert 0 < added < MAX_ADDED_BYTES
+
+
+@pytest.mark.timeout(600)
+def test_runpod_conventions_ssh_with_the_pods_environment_and_both_hooks(
+    container: Callable[..., podman_harness.Container], tmp_path: Path, workspace: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keys / "id", "-C", "me@laptop"],
+        check=True,
+        timeout=30,
+    )
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "pre_start.sh").write_text("echo pre-start-ran; date +%s.%N > /workspace/pre\n")
+    (hooks / "post_start.sh").write_text(
+        "curl -fsS http://127.0.0.1:8188/system_stats > /workspace/post.json\necho post-start-ran\n"
+    )
+    pod = container(
+        env={"PUBLIC_KEY": (keys / "id.pub").read_text(), "CACHE_PATH": "/root/nvme"},
+        volumes={
+            keys: "/keys:ro",
+            hooks / "pre_start.sh": "/pre_start.sh:ro",
+            hooks / "post_start.sh": "/post_start.sh:ro",
+        },
+    )
+    pod.wait_exec(["supervisorctl", "status", "sshd"], "RUNNING")
+    mode = pod.exec("stat", "-c", "%a", "/root/.ssh/authorized_keys")
+    assert mode.stdout.strip() == "600"
+    assert pod.exec("cat", "/root/.ssh/authorized_keys").stdout == (keys / "id.pub").read_text()
+    assert pod.exec("test", "-f", "/etc/ssh/ssh_host_ed25519_key").returncode == 0
+
+    # a user's `ssh pod comfy-init warmup --status`: the pod's CACHE_PATH, not the default
+    pod.wait_exec(["supervisorctl", "status", "comfyui"], "RUNNING")
+    over_ssh = pod.exec(
+        "ssh", "-i", "/keys/id", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1",
+        "comfy-init warmup --status --json",
+    )  # fmt: skip
+    assert over_ssh.returncode == 0, over_ssh.stdout + over_ssh.stderr + pod.logs()
+    status = json.loads(over_ssh.stdout)
+    assert status["cache_path"] == "/root/nvme"
+    assert status["counts"]["cached"] == 1
+
+    # /pre_start.sh ran before the warmup; /post_start.sh once ComfyUI answered
+    pod.wait_exec(["cat", "/workspace/post.json"], "comfyui_version")
+    log = pod.logs()
+    assert "pre-start-ran" in log
+    assert "post-start-ran" in log
+    assert log.index("pre-start-ran") < log.index('"warmup_started"')
+    assert (workspace / "pre").exists()
+    code, _ = pod.stop(10)
+    assert code == 0, pod.logs()
+
+
+@pytest.mark.timeout(600)
+def test_an_empty_volume_keeps_the_pod_up_healthy_not_ready_until_comfyui_is_copied_in(
+    container: Callable[..., podman_harness.Container], tmp_path: Path, workspace: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pod = container(workspace_dir=empty)
+    pod.wait_exec(["cat", "/proc/1/cmdline"], "init")
+    wait_for(lambda: "comfyui_missing" in pod.logs(), 60, "the missing ComfyUI to be said")
+    pod.wait_exec(["curl", "-sS", "http://127.0.0.1:9188/readyz"], "ComfyUI not installed")
+    health = podman_harness.podman("healthcheck", "run", pod.name, check=False)
+    assert health.returncode == 0, health.stdout + health.stderr + pod.logs()
+    assert "STOPPED" in pod.exec("supervisorctl", "status", "comfyui").stdout
+    assert pod.running()
+
+    shutil.copytree(workspace / "ComfyUI", empty / "ComfyUI")  # the user syncs ComfyUI in
+    pod.wait_exec(["supervisorctl", "status", "comfyui"], "RUNNING", timeout=120)
+    pod.wait_exec(["curl", "-sS", "http://127.0.0.1:9188/readyz"], "ok")
+    assert Path(empty / "standin.jsonl").exists()
+    code, _ = pod.stop(10)
+    assert code == 0, pod.logs()
