@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -69,11 +70,6 @@ def podman(
     return result
 
 
-def image_id(name: str) -> str | None:
-    found = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
-    return found.stdout.strip() if found.returncode == 0 else None
-
-
 def image_size(name: str) -> int:
     return int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
 
@@ -93,9 +89,9 @@ def make_base() -> str:
 
 
 def build(base: str, tag: str = IMAGE) -> str:
-    """Build the Dockerfile on ``base`` as ``tag``; the previous build's image is removed."""
-    before = image_id(tag)
-    podman(
+    """Build the Dockerfile on ``base`` as ``tag``.  Untagged images left by earlier builds
+    (their images and builder stages) are removed; this build's stay as the layer cache."""
+    output = podman(
         "build",
         "--format=docker",  # the OCI format ignores the Dockerfile's SHELL
         "--isolation=chroot",
@@ -105,10 +101,17 @@ def build(base: str, tag: str = IMAGE) -> str:
         f"--tag={tag}",
         str(REPO),
         timeout=600,
-    )
-    after = image_id(tag)
-    if before is not None and before != after:
-        podman("rmi", before, check=False)  # still used by a container: left for later
+    ).stdout
+    # Each step's image, as the build printed it ("--> 0123456789a", a prefix of the id).
+    used = re.findall(r"^--> ([0-9a-f]{8,})$", output, re.MULTILINE)
+    dangling = podman("images", "--quiet", "--no-trunc", "--filter=dangling=true").stdout
+    stale = [
+        image
+        for image in dangling.split()
+        if not any(image.removeprefix("sha256:").startswith(step) for step in used)
+    ]
+    if stale:
+        podman("rmi", *stale, check=False)  # one still used by a container is left
     return tag
 
 
