@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from comfy_init.comfyui.arrival import Arrival
-from pid1_harness import wait_for
+from harness.polling import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,7 +3,7 @@
 What a user of the image does from outside: ``podman run`` with the volume at /workspace
 (the ComfyUI stand-in as ComfyUI), then ``exec supervisorctl``, ``exec comfy-init``, the
 image's HEALTHCHECK, ``/metrics`` from inside, and ``podman stop``.  The base image is a
-local bookworm (``image/make-base``), cached between runs; see ``podman_harness``.
+local bookworm (``image/make-base``), cached between runs; see ``harness.podman``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-import podman_harness
-from comfyui_standin.harness import make_comfyui_dir, read_records
 from comfyui_standin.safetensors_file import make_safetensors
-from pid1_harness import wait_for
+from harness import podman
+from harness.polling import wait_for
+from harness.standin import make_comfyui_dir, read_records
 
 pytestmark = [pytest.mark.process, pytest.mark.root]
 
@@ -31,9 +31,9 @@ MAX_ADDED_BYTES = 40 * 1000 * 1000
 @pytest.fixture(scope="session")
 def built() -> tuple[str, str]:
     """(image, base): the Dockerfile built on the local base."""
-    podman_harness.require_podman()
-    base = podman_harness.make_base()
-    return podman_harness.build(base), base
+    podman.require_podman()
+    base = podman.make_base()
+    return podman.build(base), base
 
 
 @pytest.fixture
@@ -47,20 +47,18 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def container(
-    built: tuple[str, str], workspace: Path
-) -> Iterator[Callable[..., podman_harness.Container]]:
+def container(built: tuple[str, str], workspace: Path) -> Iterator[Callable[..., podman.Container]]:
     """Factory: ``container(env={...}, volumes={...})`` runs the image with the workspace at
     /workspace; every container started is removed at teardown."""
-    started: list[podman_harness.Container] = []
+    started: list[podman.Container] = []
 
     def start(
         env: dict[str, str] | None = None,
         volumes: dict[Path, str] | None = None,
         workspace_dir: Path = workspace,
-    ) -> podman_harness.Container:
+    ) -> podman.Container:
         started.append(
-            podman_harness.run(
+            podman.run(
                 built[0],
                 env={"STANDIN_RECORD": "/workspace/standin.jsonl", **(env or {})},
                 volumes={workspace_dir: "/workspace", **(volumes or {})},
@@ -75,7 +73,7 @@ def container(
 
 @pytest.mark.timeout(600)
 def test_image_serves_comfyui_answers_exec_health_and_metrics_and_stops_with_exit_0(
-    container: Callable[..., podman_harness.Container], workspace: Path
+    container: Callable[..., podman.Container], workspace: Path
 ) -> None:
     pod = container()
     pod.wait_exec(["supervisorctl", "status", "comfyui"], "RUNNING")
@@ -97,7 +95,7 @@ def test_image_serves_comfyui_answers_exec_health_and_metrics_and_stops_with_exi
     assert first != second
 
     pod.wait_exec(["curl", "-fsS", "http://127.0.0.1:9188/healthz"], "ok")
-    health = podman_harness.podman("healthcheck", "run", pod.name, check=False)
+    health = podman.podman("healthcheck", "run", pod.name, check=False)
     assert health.returncode == 0, health.stdout + health.stderr
     metrics = pod.wait_exec(
         ["curl", "-fsS", "http://127.0.0.1:9188/metrics"], "comfyinit_comfyui_http_up 1.0"
@@ -116,7 +114,7 @@ def test_image_adds_little_to_its_base(
     built: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     image, base = built
-    added = podman_harness.image_size(image) - podman_harness.image_size(base)
+    added = podman.image_size(image) - podman.image_size(base)
     with capsys.disabled():
         print(f"\nimage size over its base: {added / 1e6:.1f} MB ({image} on {base})")
     assert 0 < added < MAX_ADDED_BYTES
@@ -124,7 +122,7 @@ def test_image_adds_little_to_its_base(
 
 @pytest.mark.timeout(600)
 def test_runpod_conventions_ssh_with_the_pods_environment_and_both_hooks(
-    container: Callable[..., podman_harness.Container], tmp_path: Path, workspace: Path
+    container: Callable[..., podman.Container], tmp_path: Path, workspace: Path
 ) -> None:
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
@@ -178,7 +176,7 @@ def test_runpod_conventions_ssh_with_the_pods_environment_and_both_hooks(
 
 @pytest.mark.timeout(600)
 def test_an_empty_volume_keeps_the_pod_up_healthy_not_ready_until_comfyui_is_copied_in(
-    container: Callable[..., podman_harness.Container], tmp_path: Path, workspace: Path
+    container: Callable[..., podman.Container], tmp_path: Path, workspace: Path
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -186,7 +184,7 @@ def test_an_empty_volume_keeps_the_pod_up_healthy_not_ready_until_comfyui_is_cop
     pod.wait_exec(["cat", "/proc/1/cmdline"], "init")
     wait_for(lambda: "comfyui_missing" in pod.logs(), 60, "the missing ComfyUI to be said")
     pod.wait_exec(["curl", "-sS", "http://127.0.0.1:9188/readyz"], "ComfyUI not installed")
-    health = podman_harness.podman("healthcheck", "run", pod.name, check=False)
+    health = podman.podman("healthcheck", "run", pod.name, check=False)
     assert health.returncode == 0, health.stdout + health.stderr + pod.logs()
     assert "STOPPED" in pod.exec("supervisorctl", "status", "comfyui").stdout
     assert pod.running()

@@ -19,8 +19,9 @@ import pytest
 from comfy_init.pid1.children import Reaper
 from comfy_init.runpod_conventions import hooks
 from comfy_init.wakeup import Wakeup
-from comfyui_standin.harness import StandinProcess, free_port
-from pid1_harness import wait_for
+from harness.loopback import free_port
+from harness.polling import wait_for
+from harness.standin import StandinProcess
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from comfy_init.supervisord import rpc, update
-from pid1_harness import wait_for
+from harness.polling import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from pid1_harness import wait_for
+from harness.polling import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "image" / "containers.conf"
 IMAGE = "localhost/comfy-init:test"
 # The build reaches PyPI only with this machine's CA bundle (pip in the builder stage).
