@@ -7,10 +7,12 @@
 # tests/test_image_layout.py lays out and boots; change both together.
 #
 #   docker build -t comfy-init .
+#   (the tests build it with podman on a local bookworm base: image/make-base)
 #
 # The base: CUDA 12.8.1 + PyTorch 2.8.0 on Ubuntu 22.04, the image behind RunPod's PyTorch
 # templates.  Its coreutils (8.32) has `env -S --block-signal`, which /init's shebang uses,
-# and it has Python 3.11 (with venv) for comfy-init and curl for the health check.  This file
+# and it has Python 3.11 (with venv) for comfy-init, curl for the health check, and the sshd
+# (host keys removed) and JupyterLab that /init runs as RunPod's own start script would.  This file
 # adds no build tools to it (the compilers of the CUDA devel base stay, for custom nodes that
 # build extensions); pip's build of the wheel happens in the builder stage only.
 ARG BASE_IMAGE=runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2204
