@@ -12,9 +12,9 @@
 # The base: CUDA 12.8.1 + PyTorch 2.8.0 on Ubuntu 22.04, the image behind RunPod's PyTorch
 # templates.  Its coreutils (8.32) has `env -S --block-signal`, which /init's shebang uses,
 # and it has Python 3.11 (with venv) for comfy-init, curl for the health check, and the sshd
-# (host keys removed) and JupyterLab that /init runs as RunPod's own start script would.  This file
-# adds no build tools to it (the compilers of the CUDA devel base stay, for custom nodes that
-# build extensions); pip's build of the wheel happens in the builder stage only.
+# (host keys removed) and JupyterLab that /init runs as RunPod's own start script would.
+# This file adds no build tools to it (the compilers of the CUDA devel base stay, for custom
+# nodes that build extensions); pip's build of the wheel happens in the builder stage only.
 ARG BASE_IMAGE=runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2204
 
 # ---- builder: the wheel and the venv; pip, its downloads and the wheel stay in this stage.
