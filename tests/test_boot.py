@@ -14,6 +14,7 @@ from comfy_init import boot, settings
 from comfy_init.comfyui.model_paths import configured_types
 from harness import boots as h
 from harness.pid1 import Pid1
+from harness.polling import wait_for
 
 MIB = 1024 * 1024
 
@@ -210,7 +211,8 @@ def test_missing_comfyui_keeps_the_container_up_then_warms_and_starts_it_once_it
     missing = run.wait_event("comfyui_missing", 15)
     assert missing["path"] == str(volume / "main.py")
     assert "COMFYUI_PATH" in missing["hint"]
-    assert "STOPPED" in run.supervisorctl("status", "comfyui").stdout
+    # supervisord runs, ComfyUI in it but not started
+    wait_for(lambda: "STOPPED" in run.supervisorctl("status", "comfyui").stdout, 15, "supervisord")
     assert run.proc is not None
     assert run.proc.poll() is None, "the container stays up"
     assert h.records(run.env, "start") == []
