@@ -121,7 +121,7 @@ def test_image_adds_little_to_its_base(
 
 
 @pytest.mark.timeout(600)
-def test_runpod_conventions_ssh_with_the_pods_environment_and_both_hooks(
+def test_runpod_conventions_ssh_with_the_pods_environment_jupyter_and_both_hooks(
     container: Callable[..., podman.Container], tmp_path: Path, workspace: Path
 ) -> None:
     keys = tmp_path / "keys"
