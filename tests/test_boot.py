@@ -229,6 +229,18 @@ def test_missing_comfyui_keeps_the_container_up_then_warms_and_starts_it_once_it
 
 
 @process
+def test_a_public_key_line_that_is_not_a_key_exits_3_before_anything_runs(
+    start: Callable[..., Pid1],
+) -> None:
+    run = start(env={"PUBLIC_KEY": "ssh-ed25519 AAAAC3Nz me\n-----BEGIN OPENSSH PRIVATE KEY-----"})
+    assert run.wait_exit(15) == 3
+    [failed] = run.find_events("failed")
+    assert "PUBLIC_KEY line 1:" in failed["error"]
+    assert "PUBLIC_KEY line 2:" in failed["error"]
+    assert not Path(run.env["SUPERVISORD_CONF"]).exists()
+
+
+@process
 def test_bad_template_exits_3_naming_the_template(
     start: Callable[..., Pid1], tmp_path: Path
 ) -> None:

@@ -71,7 +71,8 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
         programs.check_comfyui_present(settings)
         return _warmup_only(settings, reaper, wakeup)
 
-    keys = ssh.parse_public_keys(settings.public_key)  # a bad key fails now, not at login
+    # A bad key fails now, not at login (unless SSH=0: then PUBLIC_KEY is not used).
+    keys = ssh.parse_public_keys(settings.public_key if settings.ssh != "0" else "")
     pre = hooks.run_hook(
         hooks.PRE_START,
         name="pre_start",
