@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+import time
 
 import psutil
 
@@ -44,6 +45,7 @@ from comfy_init.runpod_conventions import hooks, pod, ssh
 from comfy_init.settings import Settings
 from comfy_init.supervisord import comfyui_keeper, programs, rpc, update
 from comfy_init.supervisord import config as supervisord_config
+from comfy_init.usage import auto
 from comfy_init.wakeup import Wakeup
 from comfy_init.warmup.report import Report
 
@@ -128,8 +130,7 @@ def _config(
     mode: str,
     installed: bool,
 ) -> supervisord_config.SupervisordConfig:
-    """The supervisord config of this start; ComfyUI (and a background warmup) only start
-    with supervisord when ComfyUI is installed."""
+    """This start's supervisord config: ComfyUI autostarts only once it is installed."""
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
     return supervisord_config.build_config(
         settings,
@@ -295,4 +296,5 @@ def config_entries(settings: Settings) -> list[Entry]:
 
 def write_model_paths(settings: Settings) -> None:
     """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
-    model_paths.write(settings, config_entries(settings))
+    entries = config_entries(settings)
+    model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))
