@@ -121,6 +121,23 @@ ENV_VARS: tuple[EnvVar, ...] = (
     # Prometheus scrapes the pod from outside, so the sidecar binds every interface.
     EnvVar("METRICS_ADDR", "0.0.0.0", "bind address of the metrics sidecar"),  # noqa: S104
     EnvVar(
+        "METRICS_WEB_CONFIG",
+        "",
+        "web config file of the metrics port in Prometheus' exporter-toolkit format "
+        "(`basic_auth_users`, `tls_server_config`); empty: plain HTTP, no password",
+    ),
+    EnvVar(
+        "METRICS_READ_TIMEOUT",
+        "5",
+        "seconds a client of the metrics port has to send its request (TLS handshake "
+        "included) before it is dropped",
+    ),
+    EnvVar(
+        "METRICS_MAX_REQUESTS",
+        "40",
+        "requests the metrics port serves at once; beyond that it answers 503",
+    ),
+    EnvVar(
         "WATCHDOG",
         "1",
         "`0` turns off the sidecar's restart of a ComfyUI that runs but stopped answering HTTP",
@@ -173,6 +190,9 @@ class Settings:
     metrics: bool
     metrics_port: int
     metrics_addr: str
+    metrics_web_config: Path | None
+    metrics_read_timeout: float
+    metrics_max_requests: int
     watchdog: bool
     watchdog_interval: float
     watchdog_failures: int
@@ -361,6 +381,21 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             _nonempty,
             "0.0.0.0",  # noqa: S104
             "expected an IP address to bind",
+        ),
+        metrics_web_config=r.get(
+            "METRICS_WEB_CONFIG", _optional_path, None, "expected a file path or nothing"
+        ),
+        metrics_read_timeout=r.get(
+            "METRICS_READ_TIMEOUT",
+            _float_range(0.1, 300),
+            5.0,
+            "expected seconds from 0.1 to 300",
+        ),
+        metrics_max_requests=r.get(
+            "METRICS_MAX_REQUESTS",
+            _int_range(1, 10000),
+            40,
+            "expected a whole number from 1 to 10000",
         ),
         watchdog=r.get("WATCHDOG", _bool, True, "expected 0 or 1"),
         watchdog_interval=r.get(
