@@ -23,7 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import logs, writeback
 from comfy_init.comfyui import api
-from comfy_init.metrics import families
+from comfy_init.metrics import families, web_config
 from comfy_init.metrics.cache_source import CacheSource
 from comfy_init.metrics.collector import SidecarCollector, Source
 from comfy_init.metrics.endpoints import Server
@@ -103,10 +103,14 @@ class Sidecar:
 
     # --- life cycle
     def start(self) -> None:
-        """Bind the port (raises OSError if taken), then start every loop."""
+        """Read the web config (ConfigError if bad), bind the port (OSError if taken), then
+        start every loop."""
+        path = self.settings.metrics_web_config
+        web = web_config.load(path) if path is not None else None
         self.server = Server(
             self.settings.metrics_addr, self.settings.metrics_port, self.registry,
-            self.health, self.ready,
+            self.health, self.ready, read_timeout=self.settings.metrics_read_timeout,
+            max_requests=self.settings.metrics_max_requests, web=web,
         )  # fmt: skip
         self.counter.baseline(self._read_report())
         self.prober.round()
@@ -127,6 +131,8 @@ class Sidecar:
             "metrics_serving",
             addr=self.settings.metrics_addr,
             port=self.server.server_address[1],
+            tls=web is not None and web.tls is not None,
+            basic_auth=web is not None and bool(web.users),
             watchdog=self.settings.watchdog,
             writeback=self.settings.writeback,
         )
