@@ -1,8 +1,8 @@
 """``comfy-init start``: the container's main job, as PID 1.
 
 1. (``cli`` already installed the stop-signal handlers, before any other import.)
-2. Check what ComfyUI needs and render + check the supervisord config, so a bad setting
-   fails in a second, not after a long warmup.
+2. Check what ComfyUI needs, the metrics port's web config file, and render + check the
+   supervisord config, so a bad setting fails in a second, not after a long warmup.
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
@@ -31,6 +31,7 @@ from comfy_init.errors import (
     EnvironmentMissing,
     signal_exit_code,
 )
+from comfy_init.metrics import web_config
 from comfy_init.pid1 import early, stop, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
@@ -64,6 +65,8 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
         return _warmup_only(settings, reaper, wakeup)
 
     programs.check_comfyui_present(settings)
+    if settings.metrics and settings.metrics_web_config is not None:
+        web_config.load(settings.metrics_web_config)  # a bad file stops us here, not later
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
     plan = supervisord_run.build_config(
         settings,

@@ -1,11 +1,12 @@
 """The metrics port's connections before their request is served: a silent or slow client
 costs a socket in the serving thread's selector, never a thread.
 
-Each accepted connection waits in the selector until its request begins to arrive (with TLS:
-until its handshake, done here without blocking, is over).  One that gets no further within
-the read timeout is closed.  A connection whose request has begun is handed to a request
-thread while fewer than ``max_requests`` are being served; beyond that it gets a 503 at once,
-as node_exporter answers beyond ``--web.max-requests``.  Plain HTTP sent to a TLS port gets a
+Each accepted connection waits in the selector, read without blocking, until its request's
+head (request line and headers) is whole; with TLS its handshake is done the same way first.
+One whose head is not whole within the read timeout of its accept is closed; a head above
+``MAX_HEAD_BYTES`` gets a 431.  A whole request is handed to a request thread while fewer
+than ``max_requests`` are being served; beyond that it gets a 503 at once, as node_exporter
+answers beyond ``--web.max-requests``.  Plain HTTP sent to a TLS port gets a
 400 that says so (as Go's servers answer).  When more connections wait than ``max_pending``
 (or the process runs out of file descriptors), the oldest waiting one is closed first: a
 flood of idle connections cannot keep a scrape out.
@@ -26,7 +27,8 @@ from typing import Any
 from comfy_init.metrics import tls_context
 
 TLS_HANDSHAKE = 0x16  # first byte of a TLS record carrying a ClientHello
-DRAIN_BYTES = 65536  # read from a refused connection before it is answered
+READ_BYTES = 16384
+MAX_HEAD_BYTES = 16384  # request line and headers (a scrape's are about 300 bytes)
 
 
 def canned(status: str, text: str) -> bytes:
@@ -38,6 +40,7 @@ def canned(status: str, text: str) -> bytes:
 
 
 BUSY = canned("503 Service Unavailable", "too many requests at once, try again\n")
+TOO_LARGE = canned("431 Request Header Fields Too Large", "request head too large\n")
 PLAIN_TO_TLS = canned("400 Bad Request", "Client sent an HTTP request to an HTTPS server.\n")
 
 
@@ -47,7 +50,7 @@ class Waiting:
     client: Any
     deadline: float
     stage: str  # "sniff" (TLS: first byte not seen), "handshake", "request"
-    received: bytes = b""  # the start of the request
+    received: bytes = b""  # the request so far
 
 
 class Gate:
@@ -98,8 +101,8 @@ class Gate:
                 self._sniff(entry)
             if entry.stage == "handshake":
                 self._handshake(entry)
-            if entry.stage == "request" and self._receive(entry):
-                self._start(entry)
+            if entry.stage == "request":
+                self._receive(entry)
         except (OSError, ValueError):  # reset, broken TLS, closed meanwhile: let it go
             self._close(entry)
 
@@ -162,16 +165,22 @@ class Gate:
         entry.stage = "request"
         self.selector.modify(entry.sock, selectors.EVENT_READ, entry)
 
-    def _receive(self, entry: Waiting) -> bool:
-        """Read what has arrived of the request; False while nothing has."""
-        try:
-            data = entry.sock.recv(DRAIN_BYTES)
-        except (ssl.SSLWantReadError, BlockingIOError):  # TLS: a record not yet whole
-            return False
-        if not data:
-            raise ConnectionResetError("closed before its request")
-        entry.received = data
-        return True
+    def _receive(self, entry: Waiting) -> None:
+        """Read what has arrived (all of it: TLS may hold decrypted bytes the selector does
+        not see); start the request once its head is whole."""
+        while len(entry.received) <= MAX_HEAD_BYTES:
+            try:
+                data = entry.sock.recv(READ_BYTES)
+            except (ssl.SSLWantReadError, BlockingIOError):  # nothing more for now
+                break
+            if not data:
+                raise ConnectionResetError("closed before its request was whole")
+            entry.received += data
+            if b"\r\n\r\n" in entry.received or b"\n\n" in entry.received:
+                self._start(entry)
+                return
+        if len(entry.received) > MAX_HEAD_BYTES:
+            self._answer(entry, TOO_LARGE)
 
     def _start(self, entry: Waiting) -> None:
         with self._lock:
@@ -195,7 +204,7 @@ class Gate:
         """Read the rest of what the client sent so far, answer without blocking, close."""
         with contextlib.suppress(OSError):  # SSLWantReadError, BlockingIOError: all read
             for _ in range(4):
-                if not entry.sock.recv(DRAIN_BYTES):
+                if not entry.sock.recv(READ_BYTES):
                     break
         try:
             entry.sock.send(response)

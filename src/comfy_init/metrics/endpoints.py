@@ -41,7 +41,6 @@ log = logs.get_logger("metrics.endpoints")
 
 Check = Callable[[], tuple[bool, str]]
 TEXT = "text/plain; charset=utf-8"
-MAX_HEAD_BYTES = 65536  # request line and headers; beyond: 431
 ACCEPT_BATCH = 64  # connections taken from the backlog per wake-up
 
 
@@ -110,7 +109,7 @@ class Server(ThreadingHTTPServer):
             self._dispatch,
             timeout=self.read_timeout,
             max_requests=self.max_requests,
-            max_pending=max(64, min(4096, soft // 2)),
+            max_pending=max(64, min(1024, soft // 2)),
             tls=self.web.tls_context if self.web is not None else None,
             allowed_sans=tls.client_allowed_sans if tls is not None else (),
         )
@@ -162,36 +161,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def handle(self) -> None:
-        """One request: its head must arrive within the read timeout, then it is answered."""
+        """One request, its head already read by the gate; the connection closes after."""
         self.close_connection = True
-        head = self._read_head()
-        if head is None:
-            return
         self.connection.settimeout(self.server.read_timeout)  # each write of the answer
         self.rfile.close()
-        self.rfile = io.BytesIO(head)
+        self.rfile = io.BytesIO(self.server.received.pop(self.connection.fileno(), b""))
         self.handle_one_request()
-
-    def _read_head(self) -> bytes | None:
-        data = self.server.received.pop(self.connection.fileno(), b"")
-        deadline = time.monotonic() + self.server.read_timeout
-        while b"\r\n\r\n" not in data and b"\n\n" not in data:
-            if len(data) > MAX_HEAD_BYTES:
-                self.request_version, self.requestline, self.command = "HTTP/1.1", "", "GET"
-                self.send_error(431, "Request Header Fields Too Large")
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self.connection.settimeout(remaining)
-            try:
-                chunk = self.connection.recv(MAX_HEAD_BYTES)
-            except OSError:  # timed out, or reset
-                return None
-            if not chunk:
-                return None
-            data += chunk
-        return data
 
     def do_GET(self) -> None:
         access = self.server.access
