@@ -47,6 +47,7 @@ ACCEPT_BATCH = 64  # connections taken from the backlog per wake-up
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops a burst of connects (1 s SYN retries)
 
     def __init__(
         self,
