@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
+import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -278,3 +281,36 @@ def test_headers_of_the_web_config_are_on_every_answer_and_the_rate_limit_gives_
     answers = [get(server, p) for p in ("/healthz", "/nope", "/metrics", "/healthz")]
     assert [a[0] for a in answers] == [200, 404, 200, 429]
     assert all(a[1]["X-Content-Type-Options"] == "nosniff" for a in answers)
+
+
+# --- the image's HEALTHCHECK
+
+
+def healthcheck_command() -> list[str]:
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    joined = dockerfile.replace("\\\n", " ")
+    (line,) = [ln for ln in joined.splitlines() if ln.startswith("HEALTHCHECK")]
+    command: list[str] = json.loads(line[line.index("CMD") + 3 :])
+    return command
+
+
+def run_healthcheck(server: Server) -> int:
+    env = {**os.environ, "METRICS_PORT": str(port_of(server))}
+    done = subprocess.run(
+        healthcheck_command(), env=env, capture_output=True, timeout=30, check=False
+    )
+    return done.returncode
+
+
+def test_the_images_healthcheck_passes_over_http_and_over_https_with_a_password_set(
+    serve: Callable[..., Server], tmp_path: Path, server_pair: Pair
+) -> None:
+    assert run_healthcheck(serve()) == 0
+    assert run_healthcheck(serve(health=lambda: (False, "comfyui is FATAL"))) != 0
+    path = web_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {server_pair.cert}\n  key_file: {server_pair.key}\n"
+        f"basic_auth_users:\n  prometheus: {password_hash('s3cret')}\n",
+    )
+    assert run_healthcheck(serve(web=path)) == 0
+    assert run_healthcheck(serve(web=path, health=lambda: (False, "comfyui is FATAL"))) != 0
