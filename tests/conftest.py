@@ -1,7 +1,9 @@
-"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/)."""
+"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/), and a
+small filesystem of its own (tmpfs) for copies across filesystems."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,3 +40,15 @@ def standin(comfyui_dir: Path) -> Iterator[Callable[..., StandinProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A small real filesystem of its own (tmpfs, 4 MiB), unmounted afterwards."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)

@@ -11,6 +11,7 @@ import yaml
 
 import pid1_harness as h
 from comfy_init import boot, settings
+from comfy_init.comfyui.model_paths import configured_types
 from pid1_harness import Pid1
 
 MIB = 1024 * 1024
@@ -56,7 +57,7 @@ def test_model_paths_file_lists_the_config_types_and_exists_without_a_config(
     boot.write_model_paths(s)
     assert s.cache_yaml_path.is_file()
     (tmp_path / "warmup_models.conf").write_text("loras/a.safetensors\ncheckpoints/b.sft\n")
-    assert boot.config_types(s) == ["loras", "checkpoints"]
+    assert configured_types(boot.config_entries(s)) == ["loras", "checkpoints"]
     boot.write_model_paths(s)
     section = next(iter(yaml.safe_load(s.cache_yaml_path.read_text()).values()))
     assert section["loras"] == str(tmp_path / "cache" / "loras")
@@ -80,6 +81,7 @@ def test_warmup_only_warms_and_exits_0_without_starting_comfyui(
     )
     assert h.records(run.env, "start") == []
     assert not run.find_events("supervisord_started")
+    assert len(run.find_events("model_paths_written")) == 1  # as a warmup run by hand
 
 
 @process
@@ -118,6 +120,8 @@ def test_blocking_warmup_copies_first_and_comfyui_resolves_the_cache_first(
     assert paths["checkpoints"][0] == str(cache_dir)
     names = [e["event"] for e in run.events()]
     assert names.index("warmup_finished") < names.index("supervisord_started")
+    assert names.count("model_paths_written") == 1
+    assert names.index("warmup_finished") < names.index("model_paths_written")
     assert stop(run) == 0
 
 
@@ -139,6 +143,8 @@ def test_background_warmup_runs_beside_a_comfyui_that_starts_at_once(
     model("a.safetensors")
     run = start(env={"WARMUP_MODE": "background"})
     run.wait_event("comfyui_ready", 30)
+    yaml_path = Path(run.env["RUN_DIR"], "extra_model_paths.yaml")
+    written = yaml_path.stat()
     copy = tmp_path / "cache" / "checkpoints" / "a.safetensors"
     h.wait_for(copy.is_file, 30, "the background warmup's copy")
     h.wait_for(
@@ -148,6 +154,12 @@ def test_background_warmup_runs_beside_a_comfyui_that_starts_at_once(
         step=0.3,
     )
     assert "exited: warmup (exit status 0; expected)" in run.stdout()
+    # The YAML ComfyUI started with is the only one: the warmup program left it alone.
+    assert "warmup_finished" in run.stdout()  # the program's own log, relayed
+    assert "model_paths_written" not in run.stdout()
+    assert len(run.find_events("model_paths_written")) == 1
+    after = yaml_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
     # ComfyUI was started with the cache first in its search order before the copy existed.
     paths = h.http(run, "GET", "/internal/folder_paths")
     assert paths["checkpoints"][0] == str(tmp_path / "cache" / "checkpoints")

@@ -9,18 +9,18 @@ import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from inotify_simple import INotify
 from inotify_simple import flags as iflags
 
+from comfy_init.files import durable, kernel_copy
+from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.warmup import copier
-from comfy_init.warmup.copier import PARTIAL_SUFFIX, RateLimiter, Reader
+from comfy_init.warmup.copier import RateLimiter, Reader
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 
 KiB = 1024
@@ -73,18 +73,6 @@ def job_for(key: int, src: Path, dest: Path) -> CopyJob:
     return CopyJob(key=key, source=src, dest=dest, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A small real filesystem of its own (tmpfs, 4 MiB), unmounted afterwards."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
 def test_split_ranges_keeps_small_files_whole_and_cuts_large_files_into_chunks() -> None:
     assert copier.split_ranges(0, 10) == []
     assert copier.split_ranges(20, 10) == [(0, 20)]
@@ -92,19 +80,6 @@ def test_split_ranges_keeps_small_files_whole_and_cuts_large_files_into_chunks()
     ranges = copier.split_ranges(10 * MiB + 3, MiB)
     assert sum(length for _, length in ranges) == 10 * MiB + 3
     assert [off for off, _ in ranges] == list(range(0, 10 * MiB + 3, MiB))
-
-
-def test_partial_name_is_hidden_beside_the_destination_and_not_a_model_extension(
-    tmp_path: Path,
-) -> None:
-    dest = tmp_path / "checkpoints" / "x.safetensors"
-    temp = copier.partial_path(dest)
-    assert temp.parent == dest.parent
-    assert temp.name.startswith(".x.safetensors.")
-    assert temp.name.endswith(PARTIAL_SUFFIX)
-    assert copier.is_partial(temp.name)
-    assert not copier.is_partial(dest.name)
-    assert temp != copier.partial_path(dest)
 
 
 def test_multi_chunk_file_is_copied_by_several_streams_with_same_content_and_mtime(
@@ -141,7 +116,7 @@ def test_copy_across_filesystems_falls_back_to_sendfile(tmp_path: Path, tmpfs: P
 def test_pwrite_path_copies_a_range_exactly(tmp_path: Path) -> None:
     src = make_file(tmp_path / "s.bin", 200 * KiB, seed=3)
     t = copier.create(src, tmp_path / "d.bin", 200 * KiB, src.stat().st_mtime_ns)
-    t.method = "pwrite"
+    t.method = kernel_copy.Method("pwrite")
     r = Reader()
     r.open(t)
     try:
@@ -314,13 +289,13 @@ def test_commit_syncs_no_directory_and_the_pool_syncs_each_one_once_after_its_re
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[tuple[Path, list[str]]] = []
-    real_sync_dir = copier.sync_dir
+    real_sync_dir = durable.sync_dir
 
     def spy(path: Path) -> None:
         synced.append((path, sorted(p.name for p in path.iterdir())))
         real_sync_dir(path)
 
-    monkeypatch.setattr(copier, "sync_dir", spy)
+    monkeypatch.setattr(durable, "sync_dir", spy)
     cache = tmp_path / "cache"
     jobs = [
         job_for(
@@ -351,13 +326,13 @@ def test_a_directory_that_cannot_be_synced_is_reported_and_the_others_are_synced
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[Path] = []
-    real_sync_dir = copier.sync_dir
+    real_sync_dir = durable.sync_dir
 
     def spy(path: Path) -> None:
         real_sync_dir(path)
         synced.append(path)
 
-    monkeypatch.setattr(copier, "sync_dir", spy)
+    monkeypatch.setattr(durable, "sync_dir", spy)
     cache = tmp_path / "cache"
     a = make_file(tmp_path / "vol" / "a.pt", KiB, seed=1)
     b = make_file(tmp_path / "vol" / "b.pt", KiB, seed=2)

@@ -2,7 +2,7 @@
 
 Prometheus files are checked by promtool (config, rules, and the rules' unit tests); every
 PromQL expression in the alert rules and the Grafana dashboard names only metrics, labels and
-label values from ``comfy_init.metrics.catalog``; the Kubernetes example uses the image's
+label values from ``comfy_init.sidecar.catalog``; the Kubernetes example uses the image's
 ports and paths (``image/layout.toml``) and comfy-init's own variables.
 """
 
@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from comfy_init import settings
-from comfy_init.metrics import catalog
 from comfy_init.pid1 import stop
+from comfy_init.sidecar import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from comfy_init import errors, settings
+from comfy_init import env_vars, errors
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -24,20 +25,25 @@ def table_rows(heading: str) -> list[list[str]]:
     return rows[2:]
 
 
-def unquote(cell: str) -> str:
-    return "" if cell == "(empty)" else cell.strip("`")
+def test_configuration_table_is_the_one_the_declarations_write() -> None:
+    """``UPDATE_README=1`` rewrites the README's table from ``env_vars.ENV_VARS``."""
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"^## Configuration\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, "README has no '## Configuration' section"
+    table = re.search(r"^\|.*?\n(?!\|)", section.group(1), re.M | re.S)
+    assert table, "README section 'Configuration' has no table"
+    expected = env_vars.readme_table()
+    if os.environ.get("UPDATE_README") == "1" and table.group(0) != expected:
+        start = section.start(1) + table.start()
+        README.write_text(text[:start] + expected + text[start + len(table.group(0)) :])
+        return
+    assert table.group(0) == expected, "run UPDATE_README=1 pytest tests/test_docs.py"
 
 
-def test_configuration_table_lists_every_variable_with_its_default_in_code_order() -> None:
+def test_configuration_table_rows_name_every_variable_with_its_default_in_code_order() -> None:
     rows = table_rows("Configuration")
-    documented = [(unquote(r[0]), unquote(r[1])) for r in rows]
-    in_code = [(v.name, v.default) for v in settings.ENV_VARS]
-    assert documented == in_code
-
-
-def test_configuration_table_meanings_match_the_code() -> None:
-    rows = table_rows("Configuration")
-    assert [r[2] for r in rows] == [v.meaning for v in settings.ENV_VARS]
+    documented = [(r[0].strip("`"), "" if r[1] == "(empty)" else r[1].strip("`")) for r in rows]
+    assert documented == [(v.name, v.default_text) for v in env_vars.ENV_VARS]
 
 
 def test_exit_code_table_matches_the_error_classes() -> None:

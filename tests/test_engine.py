@@ -24,8 +24,9 @@ from inotify_simple import flags as iflags
 import warmup_tree
 from comfy_init import logs, settings
 from comfy_init.errors import ConfigError
-from comfy_init.warmup import copier, engine, live_report, progress
-from comfy_init.warmup.copier import PARTIAL_SUFFIX
+from comfy_init.files import durable
+from comfy_init.files.durable import PARTIAL_SUFFIX
+from comfy_init.warmup import engine, live_report, progress
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyPool
 from comfy_init.warmup.report import FILE_STATUSES, FileRecord, Report, Totals, read_report
@@ -85,8 +86,8 @@ def test_warmup_copies_every_configured_file_in_config_order_and_reports_it(tree
     assert on_disk.totals.copied == 3
     assert on_disk.totals.bytes_copied == a.stat().st_size + b.stat().st_size + c.stat().st_size
     assert all(r.source_opens >= 1 for r in on_disk.files)
-    yaml_text = (tree.run / "extra_model_paths.yaml").read_text()
-    assert yaml_text.index("loras:") < yaml_text.index("checkpoints:") < yaml_text.index("unet:")
+    # ComfyUI's paths file has one writer (comfyui/model_paths.write), called by the commands.
+    assert not (tree.run / "extra_model_paths.yaml").exists()
     assert tree.partials() == []
 
 
@@ -199,8 +200,6 @@ def test_files_that_do_not_fit_are_skipped_smaller_later_ones_fit_and_the_reserv
     assert isinstance(skipped["free_bytes"], int)
     assert skipped["free_bytes"] < 3 * MiB
     assert tree.partials() == []
-    # The YAML still names the warmed types, so ComfyUI finds what did fit.
-    assert "checkpoints:" in (tree.run / "extra_model_paths.yaml").read_text()
 
 
 def test_a_file_that_cannot_be_written_fails_with_its_error_and_the_rest_continues(
@@ -479,19 +478,10 @@ def test_opens_announced_while_a_write_is_under_way_share_the_next_write(
     assert writes == [[1, 0, 0, 0], [1, 1, 1, 1]]
 
 
-def test_a_report_in_more_pieces_than_one_writev_takes_is_written_whole(tmp_path: Path) -> None:
-    pieces = [f"<{i}>".encode() for i in range(2 * live_report.IOV_MAX + 5)]
-    path = tmp_path / "doc.json"
-    live_report.write_pieces(path, pieces)
-    assert path.read_bytes() == b"".join(pieces)
-    assert path.stat().st_mode & 0o777 == 0o644
-    assert os.listdir(tmp_path) == ["doc.json"]  # no temp file left
-
-
 def test_a_warmup_of_more_files_than_one_writev_takes_writes_whole_reports_throughout(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    count = live_report.IOV_MAX + 20
+    count = durable.IOV_MAX + 20
     for i in range(count):
         tree.model(f"embeddings/e{i:04d}.pt", 100 + i)
     tree.config("embeddings/*\n")
@@ -521,15 +511,15 @@ def test_each_cache_folder_is_synced_after_its_copies_land_and_before_the_report
     tree.model("vae/sub/c.pt", 3 * MiB)
     tree.config("loras/*\nvae/**\n")
     synced: list[tuple[Path, list[str], str | None]] = []
-    real_sync_dir = copier.sync_dir
+    real_sync_dir = durable.sync_dir
 
     def spy(path: Path) -> None:
         on_disk = read_report(tree.run / "warmup-report.json")
-        names = sorted(p.name for p in path.iterdir() if not copier.is_partial(p.name))
+        names = sorted(p.name for p in path.iterdir() if not durable.is_partial(p.name))
         synced.append((path, names, on_disk.state if on_disk else None))
         real_sync_dir(path)
 
-    monkeypatch.setattr(copier, "sync_dir", spy)
+    monkeypatch.setattr(durable, "sync_dir", spy)
     report = warm(tree.settings())
     assert report.state == "done"
     assert {path for path, _, _ in synced} == {tree.cache / "loras", tree.cache / "vae" / "sub"}

@@ -29,7 +29,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from comfy_init import settings
+from comfy_init import env_vars
 from comfyui_standin.harness import free_port, http, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +139,8 @@ def test_dockerignore_lets_in_exactly_the_files_the_dockerfile_copies() -> None:
 
 
 def test_layout_agrees_with_comfy_init_defaults_and_the_init_shebang() -> None:
-    defaults = settings.DEFAULTS
-    conf = f"{defaults['COMFY_INIT_CONFIG_DIR']}/{settings.WARMUP_CONFIG_NAME}"
+    defaults = env_vars.DEFAULTS
+    conf = f"{defaults['COMFY_INIT_CONFIG_DIR']}/{env_vars.WARMUP_CONFIG_NAME}"
     assert conf in LAYOUT["files"]
     assert LAYOUT["ports"] == {
         "comfyui": int(defaults["COMFYUI_PORT"]),
@@ -412,5 +412,5 @@ def test_init_warms_from_the_images_own_config_when_the_volume_has_none(
     )
     assert container.proc.wait(timeout=120) == 0, container.output()
     report = json.loads((run_dir / "warmup-report.json").read_text(encoding="utf-8"))
-    expected = f"{settings.DEFAULTS['COMFY_INIT_CONFIG_DIR']}/{settings.WARMUP_CONFIG_NAME}"
+    expected = f"{env_vars.DEFAULTS['COMFY_INIT_CONFIG_DIR']}/{env_vars.WARMUP_CONFIG_NAME}"
     assert (report["config"], report["state"], report["files"]) == (expected, "done", [])

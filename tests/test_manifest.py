@@ -8,15 +8,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from comfy_init import manifest
 from comfy_init.errors import EXIT_CONFIG, ConfigError
-from comfy_init.manifest import Entry, expand, load, locate, parse
+from comfy_init.manifest import expand as expand_module
+from comfy_init.manifest.expand import SearchPath, expand, resolve
+from comfy_init.manifest.lines import Entry, load, locate, parse, read
 from comfy_init.settings import from_env
 
 
@@ -28,7 +30,7 @@ def touch(path: Path, data: bytes = b"model") -> Path:
 
 def names(models: Path, text: str) -> list[str]:
     """``type/name`` of each expanded file, in priority order."""
-    return [f"{f.type}/{f.name}" for f in expand(parse(text, "w.conf"), models).files]
+    return [f"{f.type}/{f.name}" for f in expand(parse(text, "w.conf"), SearchPath(models)).files]
 
 
 @pytest.fixture
@@ -118,6 +120,17 @@ def test_parse_lists_every_bad_line_not_just_the_first() -> None:
     assert "3 configuration problems" in str(caught.value)
 
 
+def test_read_keeps_every_good_line_in_order_beside_the_bad_ones() -> None:
+    text = "checkpoints/ok.safetensors\n/abs.pt\nloras/*\nvae/../x.pt\n"
+    got = read(text, "w.conf")
+    assert [(e.text, e.origin) for e in got.entries] == [
+        ("checkpoints/ok.safetensors", "w.conf:1"),
+        ("loras/*", "w.conf:3"),
+    ]
+    assert [p.split(": ")[0] for p in got.problems] == ["w.conf:2", "w.conf:4"]
+    assert "'/abs.pt' is an absolute path" in got.problems[0]
+
+
 # --- load and locate -----------------------------------------------------------------------
 
 
@@ -197,7 +210,7 @@ def test_locate_prefers_the_command_line_config_and_names_it_when_missing(
 def test_expand_literal_line_gives_the_file_with_its_size_and_mtime(models: Path) -> None:
     src = touch(models / "checkpoints" / "SDXL" / "x.safetensors", b"12345")
     os.utime(src, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
-    [f] = expand(parse("checkpoints/SDXL/x.safetensors", "w.conf"), models).files
+    [f] = expand(parse("checkpoints/SDXL/x.safetensors", "w.conf"), SearchPath(models)).files
     assert (f.type, f.name, f.source, f.size) == ("checkpoints", "SDXL/x.safetensors", src, 5)
     assert f.mtime_ns == 1_700_000_000_123_456_789
     assert f.source.is_absolute()
@@ -226,7 +239,9 @@ def test_expand_star_stays_in_one_folder_and_double_star_crosses_subfolders(
 def test_expand_copies_duplicates_and_overlaps_once_at_their_first_place(models: Path) -> None:
     for rel in ("a.pt", "b.pt", "c.pt"):
         touch(models / "loras" / rel)
-    expansion = expand(parse("loras/c.pt\nloras/*.pt\nloras/c.pt\nloras/a.pt\n", "w.conf"), models)
+    expansion = expand(
+        parse("loras/c.pt\nloras/*.pt\nloras/c.pt\nloras/a.pt\n", "w.conf"), SearchPath(models)
+    )
     assert [(f.name, f.entry.origin) for f in expansion.files] == [
         ("c.pt", "w.conf:1"),
         ("a.pt", "w.conf:2"),
@@ -238,9 +253,35 @@ def test_expand_copies_duplicates_and_overlaps_once_at_their_first_place(models:
 def test_expand_lists_lines_that_match_no_regular_file(models: Path) -> None:
     touch(models / "checkpoints" / "SDXL" / "x.safetensors")
     text = "checkpoints/missing.safetensors\ncheckpoints/SDXL\nvae/*.pt\ncheckpoints/SDXL/*\n"
-    expansion = expand(parse(text, "w.conf"), models)
+    expansion = expand(parse(text, "w.conf"), SearchPath(models))
     assert [e.origin for e in expansion.unmatched] == ["w.conf:1", "w.conf:2", "w.conf:3"]
     assert [f.name for f in expansion.files] == ["SDXL/x.safetensors"]
+
+
+@dataclass(frozen=True)
+class TwoFolders(SearchPath):
+    """A search path with a second folder per type, as ComfyUI's extra paths give."""
+
+    second: Path = Path()
+
+    def folders(self, type_: str) -> list[Path]:
+        return [*super().folders(type_), self.second / type_]
+
+
+def test_resolve_searches_each_folder_in_order_and_the_first_holding_a_name_wins(
+    models: Path,
+) -> None:
+    second = models / "shared"
+    first_copy = touch(models / "loras" / "both.pt")
+    touch(second / "loras" / "both.pt", b"the second folder's copy")
+    only_second = touch(second / "loras" / "deep" / "only.pt")
+    entry = parse("loras/**/*.pt", "w.conf")[0]
+    found = resolve(entry, TwoFolders(models, second=second))
+    assert [(f.name, f.source) for f in found] == [
+        ("both.pt", first_copy),
+        ("deep/only.pt", only_second),
+    ]
+    assert all(f.entry == entry and f.type == "loras" for f in found)
 
 
 def test_expand_never_matches_partial_copies_or_hidden_names_by_wildcard(models: Path) -> None:
@@ -272,7 +313,7 @@ def test_expand_follows_symlinks_that_stay_inside_the_models_tree(models: Path) 
     (models / "vae").mkdir()
     (models / "vae" / "dir").symlink_to(models / "checkpoints" / "shared")
     (models / "loras" / "dangling.safetensors").symlink_to(models / "nowhere")
-    expansion = expand(parse("loras/**/*.safetensors\nvae/dir/*", "w.conf"), models)
+    expansion = expand(parse("loras/**/*.safetensors\nvae/dir/*", "w.conf"), SearchPath(models))
     assert [(f.type, f.name) for f in expansion.files] == [
         ("loras", "linked/x.safetensors"),
         ("vae", "dir/x.safetensors"),
@@ -288,7 +329,7 @@ def test_expand_works_when_the_models_folder_itself_is_a_symlink(tmp_path: Path)
     comfy = tmp_path / "workspace" / "ComfyUI"
     comfy.mkdir(parents=True)
     (comfy / "models").symlink_to(volume)
-    expansion = expand(parse("checkpoints/*\nloras/**", "w.conf"), comfy / "models")
+    expansion = expand(parse("checkpoints/*\nloras/**", "w.conf"), SearchPath(comfy / "models"))
     assert [(f.type, f.name) for f in expansion.files] == [
         ("checkpoints", "x.safetensors"),
         ("loras", "x.safetensors"),
@@ -315,7 +356,7 @@ def test_expand_refuses_a_symlink_leading_out_of_the_models_tree(
     (models / "loras" / "out.safetensors").symlink_to(outside)
     (models / "loras" / "outdir").symlink_to(outside.parent)
     with pytest.raises(ConfigError) as caught:
-        expand(parse(f"# c\n{line}\n", "/v/w.conf"), models)
+        expand(parse(f"# c\n{line}\n", "/v/w.conf"), SearchPath(models))
     message = str(caught.value)
     assert message.startswith("/v/w.conf:2: ")
     assert repr(line) in message
@@ -341,7 +382,7 @@ def test_expand_stats_a_literal_line_and_lists_only_below_a_wildcards_literal_pr
         listed.append(Path(path).relative_to(models).as_posix())
         return real_scandir(path)
 
-    monkeypatch.setattr(manifest.os, "scandir", spy)
+    monkeypatch.setattr(expand_module.os, "scandir", spy)
     assert names(models, "checkpoints/SDXL/a/x.pt") == ["checkpoints/SDXL/a/x.pt"]
     assert listed == []
     assert names(models, "checkpoints/SDXL/*/y.pt") == ["checkpoints/SDXL/b/y.pt"]
@@ -431,7 +472,7 @@ def test_expansion_stays_inside_models_yields_each_file_once_in_priority_order(
     models = build_tree(scratch / "t", files, symlinks)
     root = models.resolve()
     try:
-        expansion = expand(parse(text, "w.conf"), models)
+        expansion = expand(parse(text, "w.conf"), SearchPath(models))
     except ConfigError as exc:
         refused: ConfigError | None = exc
     else:

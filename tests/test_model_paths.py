@@ -13,8 +13,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comfy_init.comfyui.model_paths import SECTION, comfyui_flag, render, setup
-from comfy_init.errors import ConfigError
+from comfy_init.comfyui.model_paths import SECTION, comfyui_flag, configured_types, render, write
+from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.manifest.lines import Entry, parse
 from comfy_init.settings import Settings, from_env
 from comfyui_standin.folder_paths import FolderPaths
 from comfyui_standin.harness import StandinProcess
@@ -34,6 +35,11 @@ def conf(comfyui_dir: Path, tmp_path: Path) -> Settings:
             "RUN_DIR": str(tmp_path / "run"),
         }
     )
+
+
+def config(*types: str) -> list[Entry]:
+    """Config entries, one line per type folder, in order."""
+    return parse("".join(f"{t}/model.safetensors\n" for t in types), "w.conf")
 
 
 def comfyui_paths(comfyui_dir: Path, *flag_yamls: Path) -> FolderPaths:
@@ -120,11 +126,11 @@ def test_render_refuses_control_characters_in_the_cache_path_or_a_type(control: 
         render(Path("/c"), [f"lo{control}ras"])
 
 
-# --- setup and the flag --------------------------------------------------------------------
+# --- the writer and the flag --------------------------------------------------------------------
 
 
-def test_setup_creates_type_dirs_and_writes_the_yaml_under_run_dir(conf: Settings) -> None:
-    path = setup(conf, ["checkpoints", "unet"])
+def test_write_creates_type_dirs_and_writes_the_yaml_under_run_dir(conf: Settings) -> None:
+    path = write(conf, config("checkpoints", "unet"))
     assert path == conf.run_dir / "extra_model_paths.yaml" == conf.cache_yaml_path
     assert (conf.cache_path / "checkpoints").is_dir()
     assert (conf.cache_path / "unet").is_dir()
@@ -136,12 +142,12 @@ def test_setup_creates_type_dirs_and_writes_the_yaml_under_run_dir(conf: Setting
     assert not list(conf.run_dir.glob(".*.tmp"))  # written atomically, no temp left behind
 
 
-def test_setup_keeps_cached_models_and_never_writes_the_users_yaml(conf: Settings) -> None:
+def test_write_keeps_cached_models_and_never_writes_the_users_yaml(conf: Settings) -> None:
     cached = put(conf.cache_path / "loras" / "x.safetensors")
     users = put(conf.comfyui_path / "extra_model_paths.yaml", "mine:\n  loras: /elsewhere\n")
     before = users.stat().st_mtime_ns
-    setup(conf, ["loras"])
-    setup(conf, ["vae"])  # a later run with other types removes no folder
+    write(conf, config("loras"))
+    write(conf, config("vae"))  # a later run with other types removes no folder
     assert cached.read_text() == "weights"
     assert (conf.cache_path / "loras").is_dir()
     assert users.read_text() == "mine:\n  loras: /elsewhere\n"
@@ -149,11 +155,45 @@ def test_setup_keeps_cached_models_and_never_writes_the_users_yaml(conf: Setting
     assert list(yaml.safe_load(conf.cache_yaml_path.read_text())[SECTION]) == ["is_default", "vae"]
 
 
-def test_setup_leaves_out_a_type_whose_folder_cannot_be_created(conf: Settings) -> None:
+def test_write_leaves_out_a_type_whose_folder_cannot_be_created(conf: Settings) -> None:
     put(conf.cache_path / "vae", "a file where the folder should be")
-    setup(conf, ["vae", "loras"])
+    write(conf, config("vae", "loras"))
     section = yaml.safe_load(conf.cache_yaml_path.read_text())[SECTION]
     assert section == {"is_default": True, "loras": str(conf.cache_path / "loras")}
+
+
+def test_the_yaml_names_every_type_the_config_names_in_order_matched_or_not(
+    conf: Settings,
+) -> None:
+    entries = parse("loras/*\ncheckpoints/a.safetensors\nloras/b.pt\nvae/none.pt\n", "w.conf")
+    assert configured_types(entries) == ["loras", "checkpoints", "vae"]
+    path = write(conf, entries)  # nothing matches: no model on the volume, none in the cache
+    section = yaml.safe_load(path.read_text())[SECTION]
+    assert list(section) == ["is_default", "loras", "checkpoints", "vae"]
+    assert all((conf.cache_path / t).is_dir() for t in ("loras", "checkpoints", "vae"))
+
+
+def test_a_type_the_config_no_longer_names_is_left_out_and_loads_from_the_volume(
+    conf: Settings, comfyui_dir: Path
+) -> None:
+    volume = put(comfyui_dir / "models" / "vae" / "v.safetensors", "new weights")
+    old = put(conf.cache_path / "vae" / "v.safetensors", "an old copy nothing checks now")
+    paths = comfyui_paths(comfyui_dir, write(conf, config("loras")))
+    assert list(yaml.safe_load(conf.cache_yaml_path.read_text())[SECTION]) == [
+        "is_default",
+        "loras",
+    ]
+    assert paths.full_path("vae", "v.safetensors") == str(volume)
+    assert old.read_text() == "an old copy nothing checks now"  # the cache is not emptied
+
+
+def test_write_names_the_file_when_run_dir_cannot_hold_it(tmp_path: Path) -> None:
+    put(tmp_path / "run", "a file where RUN_DIR should be")
+    conf = from_env({"CACHE_PATH": str(tmp_path / "cache"), "RUN_DIR": str(tmp_path / "run")})
+    with pytest.raises(EnvironmentMissing) as caught:
+        write(conf, config("loras"))
+    assert str(tmp_path / "run" / "extra_model_paths.yaml") in str(caught.value)
+    assert "make RUN_DIR writable" in str(caught.value)
 
 
 def test_comfyui_flag_passes_our_yaml(conf: Settings) -> None:
@@ -170,7 +210,7 @@ def test_comfyui_resolves_the_cached_copy_first_and_the_volume_for_the_rest(
     put(models / "checkpoints" / "cached.safetensors")
     cached = put(conf.cache_path / "checkpoints" / "cached.safetensors")
     volume_only = put(models / "checkpoints" / "SDXL" / "volume.safetensors")
-    paths = comfyui_paths(comfyui_dir, setup(conf, ["checkpoints"]))
+    paths = comfyui_paths(comfyui_dir, write(conf, config("checkpoints")))
     assert paths.paths("checkpoints")[0] == str(conf.cache_path / "checkpoints")
     assert paths.full_path("checkpoints", "cached.safetensors") == str(cached)
     assert paths.full_path("checkpoints", "SDXL/volume.safetensors") == str(volume_only)
@@ -186,7 +226,7 @@ def test_comfyui_resolves_legacy_unet_and_clip_copies_from_the_cache(
     put(models / "clip" / "t5xxl.safetensors")
     clip_copy = put(conf.cache_path / "clip" / "t5xxl.safetensors")
     volume_te = put(models / "text_encoders" / "clip_l.safetensors")
-    paths = comfyui_paths(comfyui_dir, setup(conf, ["unet", "clip"]))
+    paths = comfyui_paths(comfyui_dir, write(conf, config("unet", "clip")))
     for folder in ("unet", "diffusion_models"):
         assert paths.full_path(folder, "flux1-dev.safetensors") == str(unet_copy)
     for folder in ("clip", "text_encoders"):
@@ -204,7 +244,7 @@ def test_our_yaml_wins_over_a_users_own_default_section(
         f"mine:\n  base_path: {other}\n  is_default: true\n  loras: loras\n"
     )
     cached = put(conf.cache_path / "loras" / "style.safetensors")
-    paths = comfyui_paths(comfyui_dir, setup(conf, ["loras"]))
+    paths = comfyui_paths(comfyui_dir, write(conf, config("loras")))
     assert paths.paths("loras")[:2] == [str(conf.cache_path / "loras"), str(other / "loras")]
     assert paths.full_path("loras", "style.safetensors") == str(cached)
     assert paths.full_path("loras", "only_other.safetensors") == str(only_other)
@@ -214,7 +254,7 @@ def test_a_copy_renamed_into_the_cache_is_resolved_on_the_next_lookup(
     conf: Settings, comfyui_dir: Path
 ) -> None:
     volume = put(comfyui_dir / "models" / "vae" / "sdxl_vae.safetensors")
-    paths = comfyui_paths(comfyui_dir, setup(conf, ["vae"]))
+    paths = comfyui_paths(comfyui_dir, write(conf, config("vae")))
     assert paths.full_path("vae", "sdxl_vae.safetensors") == str(volume)
     partial = put(conf.cache_path / "vae" / ".sdxl_vae.safetensors.x1.comfy-init-partial")
     assert paths.full_path("vae", "sdxl_vae.safetensors") == str(volume)
@@ -232,7 +272,7 @@ def test_comfyui_started_with_our_flag_loads_the_cached_copy(
     make_safetensors(models / "checkpoints" / "base.safetensors", 4096, {"where": "volume"})
     make_safetensors(conf.cache_path / "checkpoints" / "base.safetensors", 4096, {"where": "cache"})
     make_safetensors(models / "loras" / "lora.safetensors", 4096, {"where": "volume"})
-    setup(conf, ["checkpoints", "loras"])
+    write(conf, config("checkpoints", "loras"))
     proc = standin(*comfyui_flag(conf))
     proc.wait_ready()
     status, folders = proc.get("/internal/folder_paths")

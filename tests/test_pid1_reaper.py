@@ -18,7 +18,7 @@ import pytest
 
 from comfy_init.pid1 import stop
 from comfy_init.pid1.children import describe, exit_code
-from comfy_init.supervisord.watch import Backoff
+from comfy_init.supervisord.comfyui_keeper import Backoff
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,9 +74,9 @@ def test_spawned_child_starts_with_default_signals_nothing_blocked_and_its_own_s
     seen = tmp_path / "status"
     result = run_script(
         f"""
-        from comfy_init.pid1 import early
+        from comfy_init.pid1 import stop_signals
         from comfy_init.pid1.children import spawn
-        early.install()                      # PID 1's handlers
+        stop_signals.install()                      # PID 1's handlers
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR2, signal.SIGTERM}})
         pid = spawn(["/bin/sh", "-c", "cat /proc/self/status > {seen}"])
@@ -117,7 +117,7 @@ def test_leftovers_get_sigterm_and_the_stubborn_ones_sigkill_within_the_budget()
         """
         from comfy_init.pid1 import stop
         from comfy_init.pid1.children import Reaper, become_subreaper, spawn
-        from comfy_init.pid1.wakeup import Wakeup
+        from comfy_init.wakeup import Wakeup
         become_subreaper()
         wakeup = Wakeup()
         reaper = Reaper()
@@ -160,13 +160,13 @@ def test_wakeup_returns_early_when_a_signal_arrives() -> None:
     result = run_script(
         """
         import threading
-        from comfy_init.pid1 import early
-        from comfy_init.pid1.wakeup import Wakeup
-        early.install()
+        from comfy_init.pid1 import stop_signals
+        from comfy_init.wakeup import Wakeup
+        stop_signals.install()
         wakeup = Wakeup()
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
         wakeup.wait(30)
-        print(json.dumps({"pending": early.pending}))
+        print(json.dumps({"pending": stop_signals.pending}))
         """
     )
     assert result == {"pending": [int(signal.SIGTERM)]}

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comfy_init.manifest import Entry, ModelFile
+from comfy_init.manifest.expand import ModelFile
+from comfy_init.manifest.lines import Entry
 from comfy_init.warmup.plan import CacheEntry, Step, dest_for, fits, plan, same_mtime
 
 CACHE = Path("/root/fast_cache")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import subprocess
@@ -13,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from supervisor.datatypes import dict_of_key_value_pairs
-from supervisor.options import expand
+from supervisor.options import ProcessConfig, ServerOptions, expand
 
 from comfy_init import settings
-from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.errors import EXIT_WARMUP_INCOMPLETE, ConfigError, EnvironmentMissing
+from comfy_init.supervisord import config as supervisord_config
 from comfy_init.supervisord import programs, render
-from comfy_init.supervisord import run as supervisord_run
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "supervisord.conf"
@@ -79,18 +80,26 @@ def test_environment_filter_rejects_a_quote_in_a_value() -> None:
         render.environment({"A": 'say "hi"'})
 
 
+@given(st.text(max_size=400) | st.text(alphabet="ab -\n\r\t\x85", max_size=400))
+def test_comment_filter_makes_short_comment_lines_that_keep_every_word(text: str) -> None:
+    rendered = render.comment(text)
+    assert "\r" not in rendered  # a config file's lines end at \n and \r, nowhere else
+    lines = rendered.split("\n") if rendered else []
+    assert all(line.startswith("; ") for line in lines)
+    assert all(len(line) <= render.COMMENT_WIDTH or " " not in line[2:] for line in lines)
+    assert " ".join(line[2:] for line in lines).split() == text.split()
+
+
 # -- the shipped template ------------------------------------------------------------------
 def golden_context(template: str = "supervisord.conf.j2") -> dict[str, object]:
     s = settings.from_env({"COMFYUI_PATH": "/workspace/ComfyUI"})
-    python = "/opt/comfy-init/bin/python"
-    return render.context(
-        render.Layout.of(s),
-        template=template,
-        user="root",
-        comfyui=programs.comfyui(s, python="/workspace/ComfyUI/venv/bin/python"),
-        metrics=programs.comfy_init_program("metrics", ["metrics"], stop_seconds=2, python=python),
-        warmup=programs.comfy_init_program("warmup", ["warmup"], stop_seconds=3, python=python),
+    start = programs.Start(
+        s,
+        python="/workspace/ComfyUI/venv/bin/python",
+        background_warmup=True,
+        own_python="/opt/comfy-init/bin/python",
     )
+    return render.context(s, template=template, user="root", programs=programs.for_start(start))
 
 
 def test_shipped_template_renders_the_golden_config() -> None:
@@ -100,21 +109,54 @@ def test_shipped_template_renders_the_golden_config() -> None:
     assert text == GOLDEN.read_text()
 
 
+def test_a_template_written_before_the_program_list_still_renders_as_it_did() -> None:
+    # The shipped template as it was when it named comfyui, metrics and warmup one by one.
+    old = (GOLDEN.parent / "supervisord_before_programs.conf.j2").read_text()
+    text = render.render(old, "old", golden_context())
+    assert text == (GOLDEN.parent / "supervisord_before_programs.conf").read_text()
+
+
+def supervisord_view(text: str, run_dir: Path) -> dict[str, dict[str, object]]:
+    """Every program's settings as supervisord reads them from ``text`` (a golden file, whose
+    RUN_DIR is moved to ``run_dir``: supervisord's parser wants its folders to exist)."""
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    options = ServerOptions()
+    options.configfile = str(run_dir / "supervisord.conf")
+    options.here = str(run_dir)
+    options.read_config(io.StringIO(text.replace("/run/comfy-init", str(run_dir))))
+    names = ProcessConfig.req_param_names + ProcessConfig.optional_param_names
+    return {
+        proc.name: {n: getattr(proc, n) for n in names}
+        for group in options.configroot.supervisord.process_group_configs
+        for proc in group.process_configs
+    }
+
+
+def test_the_program_list_gives_supervisord_the_same_programs_and_values_as_before(
+    tmp_path: Path,
+) -> None:
+    old = (GOLDEN.parent / "supervisord_before_programs.conf").read_text()
+    before = supervisord_view(old, tmp_path)
+    now = supervisord_view(GOLDEN.read_text(), tmp_path)
+    assert sorted(now) == ["comfyui", "metrics", "warmup"]
+    assert now == before
+
+
 def test_rendered_default_config_passes_supervisord_parser(tmp_path: Path) -> None:
     s = conf(tmp_path, METRICS="1")
-    plan = supervisord_run.build_config(s, python=sys.executable, background_warmup=True)
-    supervisord_run.install(s, plan)
+    config = supervisord_config.build_config(s, python=sys.executable, background_warmup=True)
+    supervisord_config.install(s, config)
     text = s.supervisord_conf.read_text()
     assert "[inet_http_server]" not in text
     assert f"serverurl=unix://{tmp_path}/run/supervisord.sock" in text
-    assert plan.program_names == ("comfyui", "metrics", "warmup")
+    assert config.program_names == ("comfyui", "metrics", "warmup")
 
 
 def test_metrics_0_leaves_the_sidecar_out(tmp_path: Path) -> None:
-    plan = supervisord_run.build_config(conf(tmp_path, METRICS="0"), python=sys.executable)
-    assert plan.program_names == ("comfyui",)
-    assert "[program:metrics]" not in plan.text
-    assert "[program:warmup]" not in plan.text
+    config = supervisord_config.build_config(conf(tmp_path, METRICS="0"), python=sys.executable)
+    assert config.program_names == ("comfyui",)
+    assert "[program:metrics]" not in config.text
+    assert "[program:warmup]" not in config.text
 
 
 def test_package_template_is_the_top_level_file() -> None:
@@ -145,7 +187,7 @@ def user_template(tmp_path: Path, text: str) -> settings.Settings:
 def test_unknown_variable_in_a_template_names_it_and_the_template(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\nnodaemon=true\nfoo={{ comfy_ui }}\n")
     with pytest.raises(ConfigError) as err:
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
     assert "mine.conf.j2" in str(err.value)
     assert "comfy_ui" in str(err.value)
     assert "comfyui" in str(err.value)  # the variables that do exist
@@ -154,13 +196,13 @@ def test_unknown_variable_in_a_template_names_it_and_the_template(tmp_path: Path
 def test_template_syntax_error_names_the_line(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\n\n{% if %}\n")
     with pytest.raises(ConfigError, match=r"mine\.conf\.j2:3"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
 
 
 def test_unreadable_template_names_the_variable(tmp_path: Path) -> None:
     s = conf(tmp_path, SUPERVISORD_TEMPLATE=str(tmp_path / "absent.j2"))
     with pytest.raises(ConfigError, match="SUPERVISORD_TEMPLATE"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
 
 
 def shipped_with(extra: str, tmp_path: Path) -> settings.Settings:
@@ -169,25 +211,25 @@ def shipped_with(extra: str, tmp_path: Path) -> settings.Settings:
 
 def test_a_tcp_control_port_is_refused(tmp_path: Path) -> None:
     s = shipped_with("\n[inet_http_server]\nport=127.0.0.1:9001\n", tmp_path)
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    config = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError, match="inet_http_server"):
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, config)
     assert not s.supervisord_conf.exists()
 
 
 def test_config_supervisord_would_refuse_is_reported_with_its_reason(tmp_path: Path) -> None:
     s = shipped_with("\n[program:extra]\ncommand=sleep 1\nstopsignal=NOPE\n", tmp_path)
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    config = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError, match="NOPE") as err:
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, config)
     assert "mine.conf.j2" in str(err.value)
 
 
 def test_missing_control_sections_and_comfyui_program_are_all_reported(tmp_path: Path) -> None:
     s = user_template(tmp_path, "[supervisord]\nnodaemon=false\n")
-    plan = supervisord_run.build_config(s, python=sys.executable)
+    config = supervisord_config.build_config(s, python=sys.executable)
     with pytest.raises(ConfigError) as err:
-        supervisord_run.install(s, plan)
+        supervisord_config.install(s, config)
     text = str(err.value)
     for needed in ("[unix_http_server]", "[supervisorctl]", "[rpcinterface:supervisor]"):
         assert needed in text
@@ -198,14 +240,61 @@ def test_missing_control_sections_and_comfyui_program_are_all_reported(tmp_path:
 def test_a_run_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
     s = conf(tmp_path, RUN_DIR="/" + "r" * 120)
     with pytest.raises(ConfigError, match="RUN_DIR"):
-        supervisord_run.build_config(s, python=sys.executable)
+        supervisord_config.build_config(s, python=sys.executable)
+
+
+# -- the programs --------------------------------------------------------------------------
+def test_a_start_runs_comfyui_then_the_sidecar_then_the_background_warmup(tmp_path: Path) -> None:
+    s = conf(tmp_path)
+    names = [p.name for p in programs.for_start(programs.Start(s, python="/py"))]
+    assert names == ["comfyui", "metrics"]
+    background = programs.Start(s, python="/py", background_warmup=True)
+    assert [p.name for p in programs.for_start(background)] == ["comfyui", "metrics", "warmup"]
+    alone = programs.Start(conf(tmp_path, METRICS="0"), python="/py")
+    assert [p.name for p in programs.for_start(alone)] == ["comfyui"]
+
+
+def test_comfyui_stops_first_on_sigint_within_comfyui_stop_seconds(tmp_path: Path) -> None:
+    start = programs.Start(conf(tmp_path, COMFYUI_STOP_SECONDS="4"), python="/py")
+    comfyui, sidecar = programs.for_start(start)
+    assert (comfyui.stop_signal, comfyui.stop_seconds) == ("INT", 4)
+    assert comfyui.priority > sidecar.priority  # supervisord stops the highest first
+    assert comfyui.autorestart
+
+
+def test_the_background_warmup_runs_once_and_an_incomplete_warmup_is_expected(
+    tmp_path: Path,
+) -> None:
+    start = programs.Start(conf(tmp_path), python="/py", background_warmup=True)
+    warmup = programs.warmup(start)
+    assert warmup is not None
+    assert not warmup.autorestart
+    assert warmup.exit_codes == (0, EXIT_WARMUP_INCOMPLETE)
+    assert warmup.priority < min(p.priority for p in programs.for_start(start)[:2])
+
+
+def test_comfy_init_programs_run_its_own_interpreter_with_default_signals(tmp_path: Path) -> None:
+    start = programs.Start(conf(tmp_path), python="/py", own_python="/opt/ci/python")
+    sidecar = programs.metrics(start)
+    assert sidecar is not None
+    assert sidecar.argv == (
+        "/usr/bin/env",
+        "--default-signal=PIPE,XFSZ",
+        "/opt/ci/python",
+        "-m",
+        "comfy_init",
+        "metrics",
+    )
+    assert sidecar.environment == {"PYTHONUNBUFFERED": "1"}
 
 
 # -- ComfyUI's command line ----------------------------------------------------------------
 def test_comfyui_argv_is_port_yaml_comfyui_args_vram_flag_then_extra(tmp_path: Path) -> None:
     s = conf(tmp_path, COMFYUI_ARGS="--listen --disable-metadata", COMFYUI_PORT="8000")
     prog = programs.comfyui(
-        s, python="/py", vram_flags=("--highvram",), extra=("--", "--verbose", "INFO")
+        programs.Start(
+            s, python="/py", vram_flags=("--highvram",), extra=("--", "--verbose", "INFO")
+        )
     )
     assert prog.argv == (
         "/usr/bin/env",
@@ -229,7 +318,9 @@ def test_comfyui_argv_is_port_yaml_comfyui_args_vram_flag_then_extra(tmp_path: P
 def test_two_vram_modes_from_different_places_are_rejected_naming_each(tmp_path: Path) -> None:
     s = conf(tmp_path, COMFYUI_ARGS="--lowvram")
     with pytest.raises(ConfigError) as err:
-        programs.comfyui(s, python="/py", vram_flags=("--highvram",), extra=("--", "--cpu"))
+        programs.comfyui(
+            programs.Start(s, python="/py", vram_flags=("--highvram",), extra=("--", "--cpu"))
+        )
     text = str(err.value)
     assert "--lowvram (from COMFYUI_ARGS)" in text
     assert "--highvram (from the start command's flags)" in text
@@ -238,7 +329,7 @@ def test_two_vram_modes_from_different_places_are_rejected_naming_each(tmp_path:
 
 def test_one_vram_mode_is_accepted(tmp_path: Path) -> None:
     s = conf(tmp_path, COMFYUI_ARGS="--novram")
-    assert "--novram" in programs.comfyui(s, python="/py").argv
+    assert "--novram" in programs.comfyui(programs.Start(s, python="/py")).argv
 
 
 @pytest.mark.parametrize("arg", ["--port", "--port=9000"])
@@ -247,7 +338,7 @@ def test_a_port_in_comfyui_args_is_refused_in_favour_of_comfyui_port(
 ) -> None:
     s = conf(tmp_path, COMFYUI_ARGS=f"{arg} 9000" if arg == "--port" else arg)
     with pytest.raises(ConfigError, match="set COMFYUI_PORT instead"):
-        programs.comfyui(s, python="/py")
+        programs.comfyui(programs.Start(s, python="/py"))
 
 
 def test_interpreter_prefers_comfyui_python_then_venv_then_dot_venv(tmp_path: Path) -> None:

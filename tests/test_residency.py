@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from comfy_init import residency
-from comfy_init.residency import PAGE_SIZE, mincore_pages, resident, resident_tree
+from comfy_init.residency import PAGE_SIZE, mincore_pages, resident
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,12 +113,3 @@ def test_resident_is_none_for_what_cannot_be_opened_or_is_no_file(tmp_path: Path
     assert resident(tmp_path) is None
     (tmp_path / "empty.pt").touch()
     assert resident(tmp_path / "empty.pt") == (0, 0)
-
-
-def test_resident_tree_sums_files_and_skips_missing_ones(disk_dir: Path, method: str) -> None:
-    warm = write_file(disk_dir / "warm.pt", 8192)
-    read_all(warm)
-    cold = dropped(write_file(disk_dir / "cold.pt", 3 * PAGE_SIZE))
-    resident_bytes, total = resident_tree([warm, cold, disk_dir / "gone.pt"])
-    assert total == 8192 + 3 * PAGE_SIZE
-    assert 8192 <= resident_bytes < total

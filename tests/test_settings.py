@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from comfy_init import settings
+from comfy_init import env_values, env_vars, settings
 from comfy_init.errors import EXIT_CONFIG, ConfigError
 
 
@@ -96,6 +96,9 @@ OTHER_VALUES = {
     "METRICS": "0",
     "METRICS_PORT": "9999",
     "METRICS_ADDR": "127.0.0.1",
+    "METRICS_WEB_CONFIG": "/etc/comfy-init/web-config.yml",
+    "METRICS_READ_TIMEOUT": "2",
+    "METRICS_MAX_REQUESTS": "10",
     "WATCHDOG": "0",
     "WATCHDOG_INTERVAL": "1",
     "WATCHDOG_FAILURES": "2",
@@ -108,7 +111,7 @@ OTHER_VALUES = {
 
 
 def test_every_documented_variable_is_read() -> None:
-    assert sorted(OTHER_VALUES) == sorted(v.name for v in settings.ENV_VARS)
+    assert sorted(OTHER_VALUES) == sorted(v.name for v in env_vars.ENV_VARS)
     defaults = settings.from_env({})
     for name, value in OTHER_VALUES.items():
         assert settings.from_env({name: value}) != defaults, f"{name} has no effect"
@@ -125,3 +128,57 @@ def test_every_settings_field_is_set_by_some_variable() -> None:
             if getattr(s, f) != getattr(defaults, f)
         }
     assert changed == set(settings.Settings.__dataclass_fields__)
+
+
+def test_each_field_is_declared_by_exactly_one_variable() -> None:
+    fields = [v.field for v in env_vars.ENV_VARS]
+    assert sorted(fields) == sorted(settings.Settings.__dataclass_fields__)
+    assert len({v.name for v in env_vars.ENV_VARS}) == len(env_vars.ENV_VARS)
+
+
+@pytest.mark.parametrize("var", env_vars.ENV_VARS, ids=lambda v: v.name)
+def test_a_default_written_out_reads_back_as_the_unset_variable(
+    var: env_vars.EnvVar[object],
+) -> None:
+    assert var.kind.parse(var.default_text) == var.default
+    assert settings.from_env({var.name: var.default_text}) == settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WARMUP_STREAMS", "0", "expected a whole number from 1 to 256"),
+        ("WARMUP_CHUNK_MB", "4097", "expected a whole number of MiB from 1 to 4096"),
+        ("COMFYUI_PORT", "http", "expected a port number from 1 to 65535"),
+        ("WATCHDOG_INTERVAL", "0.01", "expected seconds from 0.05 to 3600"),
+        ("LOG_LEVEL", "loud", "expected one of debug, info, warning, error"),
+        ("WARMUP_MODE", "lazy", "expected blocking or background"),
+        ("METRICS", "maybe", "expected 0 or 1"),
+        ("RUN_DIR", " ", "expected a directory path"),
+    ],
+)
+def test_a_bad_value_is_answered_with_what_its_declaration_accepts(
+    name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings.from_env({name: value})
+    assert str(info.value) == f"environment: {name}={value!r} is invalid: {expected}"
+
+
+def test_the_readme_column_and_the_error_say_the_same_thing() -> None:
+    for var in env_vars.ENV_VARS:
+        assert var.kind.accepts(env_values.markdown).replace("`", "") == var.kind.accepts()
+
+
+def test_every_runtime_file_is_a_distinct_path_under_run_dir() -> None:
+    s = settings.from_env({"RUN_DIR": "/tmp/r"})
+    paths = [
+        s.report_path,
+        s.warmup_lock_path,
+        s.cache_yaml_path,
+        s.supervisord_socket,
+        s.supervisord_pidfile,
+        s.log_dir,
+    ]
+    assert all(p.parent == Path("/tmp/r") for p in paths)
+    assert len(set(paths)) == len(paths)

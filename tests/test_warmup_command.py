@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from comfy_init.warmup.copier import PARTIAL_SUFFIX
+from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
 from comfyui_standin.harness import StandinProcess
 from warmup_tree import Tree
@@ -129,7 +129,8 @@ def test_exit_5_when_a_file_does_not_fit_the_free_space_minus_reserve(setup: Set
     result = setup.run_cmd(CACHE_RESERVE_MB=str(10**9))  # a petabyte must stay free
     assert result.returncode == 5, result.stderr
     assert "file_skipped_space" in result.stderr
-    assert (setup.run / "extra_model_paths.yaml").exists()
+    # The YAML still names the type, so ComfyUI finds a copy once one fits.
+    assert f"loras: {setup.cache / 'loras'}" in (setup.run / "extra_model_paths.yaml").read_text()
 
 
 def test_an_explicit_config_argument_is_used_and_a_clean_run_exits_0(setup: Setup) -> None:
@@ -223,6 +224,27 @@ def test_setup_only_writes_the_yaml_and_prints_the_comfyui_flag(setup: Setup) ->
     assert not (setup.cache / "unet" / "u.safetensors").exists()  # nothing copied
 
 
+def test_copy_only_warms_but_leaves_the_yaml_as_it_was(setup: Setup) -> None:
+    src = setup.model("loras/x.safetensors", KiB)
+    setup.config("loras/x.safetensors\n")
+    result = setup.run_cmd("--copy-only")
+    assert result.returncode == 0, result.stderr
+    assert (setup.cache / "loras" / "x.safetensors").read_bytes() == src.read_bytes()
+    yaml_path = setup.run / "extra_model_paths.yaml"
+    assert not yaml_path.exists()
+    assert setup.run_cmd("--setup-only").returncode == 0
+    before = yaml_path.stat()
+    setup.model("vae/v.pt", KiB)
+    setup.config("loras/x.safetensors\nvae/v.pt\n")  # a new type: ComfyUI sees it at its start
+    result = setup.run_cmd("--copy-only")
+    assert result.returncode == 0, result.stderr
+    assert (setup.cache / "vae" / "v.pt").exists()
+    after = yaml_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert "vae" not in yaml_path.read_text()
+    assert "model_paths_written" not in result.stderr
+
+
 def test_json_without_list_or_status_is_a_usage_error(setup: Setup) -> None:
     setup.config("loras/x\n")
     result = setup.run_cmd("--json")
@@ -261,3 +283,26 @@ def test_after_warmup_comfyui_resolves_the_cached_copy_first_and_the_volume_for_
     assert (status, meta["copy"]) == (200, "volume")
     _, paths = proc.get("/internal/folder_paths")
     assert paths["checkpoints"][0] == str(s.cache / "checkpoints")
+
+
+@pytest.mark.process
+def test_a_type_whose_first_file_lands_after_comfyui_started_loads_from_the_cache(
+    tmp_path: Path,
+    comfyui_dir: Path,
+    standin: Callable[..., StandinProcess],
+    make_safetensors: Callable[..., Path],
+) -> None:
+    s = Setup(tmp_path)
+    s.comfyui, s.models = comfyui_dir, comfyui_dir / "models"
+    s.env["COMFYUI_PATH"] = str(comfyui_dir)
+    s.config("loras/*\n")
+    (s.models / "loras").mkdir(parents=True, exist_ok=True)
+    assert s.run_cmd().returncode == 0  # no LoRA yet: the line matches nothing
+    proc = standin("--extra-model-paths-config", str(s.run / "extra_model_paths.yaml"))
+    proc.wait_ready()
+    make_safetensors(s.models / "loras" / "new.safetensors", 4096, metadata={"copy": "first"})
+    assert s.run_cmd("--copy-only").returncode == 0
+    # The volume copy changes after the warmup: a lookup that reaches the volume would see it.
+    make_safetensors(s.models / "loras" / "new.safetensors", 4096, metadata={"copy": "second"})
+    status, meta = proc.get("/view_metadata/loras?filename=new.safetensors")
+    assert (status, meta["copy"]) == (200, "first")  # the cache copy, without a restart

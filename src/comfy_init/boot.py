@@ -6,7 +6,8 @@
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
-4. Write the cache's ``extra_model_paths.yaml``; start supervisord (ComfyUI, the metrics
+4. Write the cache's ``extra_model_paths.yaml`` (its one write in this start: the background
+   warmup runs as ``warmup --copy-only``); start supervisord (ComfyUI, the metrics
    sidecar, and in ``WARMUP_MODE=background`` the warmup beside them); relay program logs
    to stdout; watch ComfyUI (readiness lines, crash-loop restarts).
 5. On a stop signal: stop supervisord, then everything left, within the budget
@@ -21,25 +22,25 @@ import threading
 
 import psutil
 
-from comfy_init import logs, manifest
+from comfy_init import logs
 from comfy_init.comfyui import model_paths
 from comfy_init.errors import (
     EXIT_OK,
     EXIT_WARMUP_INCOMPLETE,
     ComfyInitError,
     ConfigError,
-    EnvironmentMissing,
     signal_exit_code,
 )
-from comfy_init.metrics import web_config
-from comfy_init.pid1 import early, stop, supervise
+from comfy_init.manifest import lines
+from comfy_init.manifest.lines import Entry
+from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
-from comfy_init.pid1.wakeup import Wakeup
 from comfy_init.settings import Settings
-from comfy_init.supervisord import programs, rpc, watch
-from comfy_init.supervisord import run as supervisord_run
-from comfy_init.supervisord.render import Layout
+from comfy_init.sidecar import web_config
+from comfy_init.supervisord import comfyui_keeper, programs, rpc
+from comfy_init.supervisord import config as supervisord_config
+from comfy_init.wakeup import Wakeup
 from comfy_init.warmup.report import Report
 
 log = logs.get_logger("boot")
@@ -68,13 +69,13 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
     if settings.metrics and settings.metrics_web_config is not None:
         web_config.load(settings.metrics_web_config)  # a bad file stops us here, not later
     vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
-    plan = supervisord_run.build_config(
+    config = supervisord_config.build_config(
         settings,
         vram_flags=vram,
         extra=tuple(args.comfyui_extra or ()),
         background_warmup=mode == "background",
     )
-    supervisord_run.install(settings, plan)
+    supervisord_config.install(settings, config)
     budget = stop.budget(settings.comfyui_stop_seconds)
     if budget.total > stop.DOCKER_GRACE_SECONDS:
         log.warning(
@@ -96,11 +97,10 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
                 exc_info=None if isinstance(finished.error, ComfyInitError) else finished.error,
                 effect="ComfyUI starts anyway and reads models from the volume",
             )
-            write_model_paths(settings)
-    else:
-        write_model_paths(settings)
+    # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it be.
+    write_model_paths(settings)
 
-    signum = early.take()
+    signum = stop_signals.take()
     if signum is not None:
         return _interrupted(signum, "start-up")
     return _run_supervisord(settings, reaper, wakeup, budget, container_started)
@@ -115,17 +115,17 @@ def _run_supervisord(
 ) -> int:
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
-    relay = LogRelay(Layout.of(settings).log_dir)
-    pid = spawn(supervisord_run.argv(settings))
+    relay = LogRelay(settings.log_dir)
+    pid = spawn(supervisord_config.argv(settings))
     reaper.watch(pid, "supervisord")
     log.info("supervisord_started", pid=pid, config=str(settings.supervisord_conf))
     relay.start()
     client = rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS)
-    watcher = watch.ComfyUIWatcher(
+    keeper = comfyui_keeper.ComfyUIKeeper(
         client,
         port=settings.comfyui_port,
         container_started=container_started,
-        backoff=watch.Backoff(settings.comfyui_restart_backoff),
+        backoff=comfyui_keeper.Backoff(settings.comfyui_restart_backoff),
     ).start()
     try:
         code = supervise.run_supervisord(
@@ -133,11 +133,11 @@ def _run_supervisord(
             reaper=reaper,
             wakeup=wakeup,
             budget=budget,
-            on_stopping=watcher.stop,
+            on_stopping=keeper.stop,
             request_stop=lambda: request_shutdown(client),
         )
     except BaseException:
-        watcher.stop()
+        keeper.stop()
         stop.terminate_leftovers(reaper, wakeup, budget)
         raise
     finally:
@@ -187,6 +187,7 @@ def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
     if finished.error is not None:
         raise finished.error
     report = finished.value
+    write_model_paths(settings)
     incomplete = report is not None and (report.totals.failed or report.totals.skipped_space)
     code = EXIT_WARMUP_INCOMPLETE if incomplete else EXIT_OK
     log.info("exiting", code=code, reason="warmup-only")
@@ -199,22 +200,16 @@ def _interrupted(signum: int, during: str) -> int:
     return code
 
 
-def config_types(settings: Settings) -> list[str]:
-    """The type folders named in the warmup config, in order; none when there is no config."""
+def config_entries(settings: Settings) -> list[Entry]:
+    """The warmup config's entries; none when there is no usable config (ComfyUI still
+    starts, and then reads every model from the volume)."""
     try:
-        entries = manifest.load(manifest.locate(settings, None))
+        return lines.load(lines.locate(settings, None))
     except ConfigError as exc:
         log.info("model_paths_without_config", reason=str(exc))
         return []
-    return list(dict.fromkeys(e.type for e in entries))
 
 
 def write_model_paths(settings: Settings) -> None:
-    """Write the cache's YAML (ComfyUI is started with it, so it must exist)."""
-    try:
-        model_paths.setup(settings, config_types(settings))
-    except OSError as exc:
-        raise EnvironmentMissing(
-            f"model paths file {settings.cache_yaml_path}: cannot be written: {exc.strerror} "
-            "(make RUN_DIR writable)"
-        ) from None
+    """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
+    model_paths.write(settings, config_entries(settings))

@@ -1,14 +1,14 @@
 """Command line: ``comfy-init warmup|start|metrics``.  The only place that catches errors.
 
-PID 1 duty first: ``early.install()`` runs before anything else is imported, so no stop
+PID 1 duty first: ``stop_signals.install()`` runs before anything else is imported, so no stop
 signal is lost while the rest of the program loads.
 """
 
 from __future__ import annotations
 
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 
-early.install()
+stop_signals.install()
 
 import argparse  # noqa: E402 - after the signal handlers, on purpose
 import os  # noqa: E402
@@ -16,8 +16,6 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from comfy_init import __version__, errors  # noqa: E402
-
-VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram", "--cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "warmup",
         help="copy the configured models to the local cache",
         description="Copy the models listed in the warmup config from $COMFYUI_PATH/models to "
-        "$CACHE_PATH (parallel, atomic, incremental) and write the cache's "
-        "extra_model_paths.yaml.",
+        "$CACHE_PATH (parallel, atomic, incremental), then write the cache's "
+        "extra_model_paths.yaml (every type folder the config names).",
     )
     warm.add_argument(
         "config",
@@ -64,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--setup-only",
         action="store_true",
         help="only write the cache's extra_model_paths.yaml and say how ComfyUI uses it",
+    )
+    mode.add_argument(
+        "--copy-only",
+        action="store_true",
+        help="warm the cache but leave extra_model_paths.yaml as it is (how 'start' runs "
+        "the background warmup: ComfyUI reads that file only when it starts)",
     )
     warm.add_argument("--json", action="store_true", help="machine-readable --list/--status")
 
@@ -115,9 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return boot.start(conf, args)
         if args.command == "metrics":
-            from comfy_init.metrics import server
+            from comfy_init.sidecar import command as sidecar_command
 
-            return server.run(conf)
+            return sidecar_command.run(conf)
         raise errors.UsageError(f"unknown command {args.command!r}")
     except errors.ComfyInitError as exc:
         if log is not None:

@@ -52,20 +52,3 @@ class EnvironmentMissing(ComfyInitError):
     """Something outside our control is absent or unusable (ComfyUI, cache dir, binaries)."""
 
     exit_code = EXIT_ENVIRONMENT
-
-
-class WarmupIncomplete(ComfyInitError):
-    exit_code = EXIT_WARMUP_INCOMPLETE
-
-
-class SupervisorFailed(ComfyInitError):
-    exit_code = EXIT_SUPERVISOR
-
-
-class Interrupted(ComfyInitError):
-    """A signal cut the run short; the exit code is 128+signal."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.exit_code = signal_exit_code(signum)
-        super().__init__(f"interrupted by signal {signum}")

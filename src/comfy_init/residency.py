@@ -17,7 +17,6 @@ import mmap
 import os
 import platform
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -114,14 +113,3 @@ def resident(path: Path) -> tuple[int, int] | None:
         return (min(pages * PAGE_SIZE, size), size)
     finally:
         os.close(fd)
-
-
-def resident_tree(paths: Iterable[Path]) -> tuple[int, int]:
-    """(resident bytes, total bytes) over ``paths``; files that cannot be opened count 0."""
-    resident_bytes = total = 0
-    for path in paths:
-        r = resident(path)
-        if r is not None:
-            resident_bytes += r[0]
-            total += r[1]
-    return (resident_bytes, total)

@@ -15,6 +15,11 @@ Rules this file follows, because ComfyUI depends on them:
   folder that disappears breaks listing for that type).
 The file lives under ``$RUN_DIR`` on local disk: the user's own YAML on the shared volume is
 never written.
+
+ComfyUI reads the file once, at its start, so ``write`` is its only writer, with one rule
+(``configured_types``): every type the config names, matched this time or not.  A type
+left out at start stays out of ComfyUI's search until it restarts, even when a later
+warmup copies its first file; a type kept in finds such a copy on the next load.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from pathlib import Path
 import yaml
 
 from comfy_init import logs
-from comfy_init.errors import ConfigError
+from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.files.durable import write_atomic
+from comfy_init.manifest.lines import Entry
 from comfy_init.settings import Settings
-from comfy_init.warmup.report import write_atomic
 
 SECTION = "comfy_init_cache"
 FLAG = "--extra-model-paths-config"
@@ -96,11 +102,29 @@ def ensure_type_dirs(cache_path: Path, types: Sequence[str]) -> list[str]:
     return ready
 
 
-def setup(settings: Settings, types: Sequence[str]) -> Path:
-    """Create the cache type folders and write our YAML atomically; return its path."""
-    ready = ensure_type_dirs(settings.cache_path, types)
+def configured_types(entries: Sequence[Entry]) -> list[str]:
+    """The types our YAML names: every type folder in the config, in config order, each
+    once, whether or not one of its lines matches a file now (a copy that lands later, or
+    one already cached, is found without a restart).  A type the config no longer names
+    is left out, so ComfyUI reads it from the volume and no unchecked copy shadows it."""
+    return _unique([e.type for e in entries])
+
+
+def write(settings: Settings, entries: Sequence[Entry]) -> Path:
+    """Create the cache folders of the configured types and write our YAML atomically.
+
+    The one writer of the file: ``comfy-init start`` calls it once before ComfyUI starts,
+    ``comfy-init warmup`` and ``--setup-only`` when run by hand; the background warmup
+    (``warmup --copy-only``) never does.  Returns the file's path.
+    """
+    ready = ensure_type_dirs(settings.cache_path, configured_types(entries))
     path = settings.cache_yaml_path
-    write_atomic(path, render(settings.cache_path, ready))
+    try:
+        write_atomic(path, render(settings.cache_path, ready))
+    except OSError as exc:
+        raise EnvironmentMissing(
+            f"model paths file {path}: cannot be written: {exc.strerror} (make RUN_DIR writable)"
+        ) from None
     log.info("model_paths_written", path=str(path), types=",".join(ready))
     return path
 

@@ -21,9 +21,7 @@ waits longer).  Where inotify is unavailable (or the folder is missing) it looks
 
 from __future__ import annotations
 
-import math
 import os
-import select
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +30,7 @@ from pathlib import Path
 from inotify_simple import INotify, flags
 
 from comfy_init import logs
+from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("relay")
 
@@ -132,13 +131,9 @@ class LogRelay:
             p: _Follower(p, from_end=True) for p in self._paths()
         }
         self._thread = threading.Thread(target=self._run, name="log-relay", daemon=True)
-        self._wake_read, self._wake_write = os.pipe()
+        self._wake = WakePipe()  # poked by stop()
         self._inotify: INotify | None = None
         self._watching = False
-        self._poller = select.poll()  # the wake-up pipe and inotify
-        self._poller.register(self._wake_read, select.POLLIN)
-        self._stop_poller = select.poll()  # the wake-up pipe alone
-        self._stop_poller.register(self._wake_read, select.POLLIN)
         self._last_read = 0.0
         self._busy = False  # the last wake came less than GAP_SECONDS after a read
 
@@ -187,7 +182,6 @@ class LogRelay:
         try:
             if self._inotify is None:
                 self._inotify = INotify()
-                self._poller.register(self._inotify.fileno(), select.POLLIN)
             self._inotify.add_watch(self.log_dir, MASK)
         except OSError as exc:
             log.debug("relay_not_watching", folder=str(self.log_dir), error=str(exc))
@@ -249,20 +243,20 @@ class LogRelay:
 
     def _inotify_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for inotify events (or the stop wake-up): are there any?"""
-        ready = self._poller.poll(math.ceil(max(0.0, timeout) * 1000))
-        return self._inotify is not None and any(fd == self._inotify.fileno() for fd, _ in ready)
+        fds = () if self._inotify is None else (self._inotify.fileno(),)
+        return bool(self._wake.wait(timeout, *fds))
 
     def _hold(self, seconds: float) -> None:
         """Sleep ``seconds`` unless stopped meanwhile."""
         if seconds > 0 and not self._stop.is_set():
-            self._stop_poller.poll(math.ceil(seconds * 1000))
+            self._wake.wait(seconds)
 
     def stop(self) -> None:
         """Stop following, after relaying what is left (unfinished lines included)."""
         if self._stop.is_set():
             return
         self._stop.set()
-        os.write(self._wake_write, b"\0")
+        self._wake.poke()
         if self._thread.is_alive():
             self._thread.join(timeout=JOIN_SECONDS)
         self.pump(final=True)
@@ -271,5 +265,4 @@ class LogRelay:
         if not self._thread.is_alive():  # else it may still read them; they die with us
             if self._inotify is not None:
                 self._inotify.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            self._wake.close()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from comfy_init import logs
 from comfy_init.pid1.children import Reaper
-from comfy_init.pid1.wakeup import Deadline, Wakeup
+from comfy_init.wakeup import Deadline, Wakeup
 
 log = logs.get_logger("pid1")
 

@@ -1,7 +1,7 @@
 """PID 1's main loops: one waits on a worker thread, one on supervisord.
 
 Both sleep in ``Wakeup.wait`` and, on every wake-up, take the stop signals recorded by the
-handlers (``early``) and reap (``Reaper``): signals and children are handled in one place,
+handlers (``stop_signals``) and reap (``Reaper``): signals and children are handled in one place,
 in the main thread, whatever the workers are doing.
 """
 
@@ -17,10 +17,10 @@ from typing import Generic, TypeVar
 
 from comfy_init import logs
 from comfy_init.errors import EXIT_OK, EXIT_SUPERVISOR
-from comfy_init.pid1 import early
+from comfy_init.pid1 import stop_signals
 from comfy_init.pid1.children import Reaper, describe
 from comfy_init.pid1.stop import Budget, terminate_leftovers
-from comfy_init.pid1.wakeup import Deadline, Wakeup
+from comfy_init.wakeup import Deadline, Wakeup
 
 log = logs.get_logger("pid1")
 
@@ -71,7 +71,7 @@ def run_worker(
 
     threading.Thread(target=target, name=name, daemon=True).start()
     while not done.is_set():
-        signum = early.take()
+        signum = stop_signals.take()
         if signum is not None:
             result.signum = signum
             log.info(f"{name}_cancelling", signal=signal_name(signum))
@@ -107,7 +107,7 @@ def run_supervisord(
     ended_code: int | None = None
     signum: int | None = None
     while ended_code is None and signum is None:
-        signum = early.take()
+        signum = stop_signals.take()
         ended_code = _reap_child(reaper, pid)
         if ended_code is None and signum is None:
             wakeup.wait(IDLE_SECONDS)
@@ -147,7 +147,7 @@ def _stop_supervisord(
         if code is not None:
             log.info("supervisord_stopped", pid=pid, how=describe(code))
             return
-        again = early.take()
+        again = stop_signals.take()
         if again is not None:
             log.warning("stop_hurried", signal=signal_name(again))
             return

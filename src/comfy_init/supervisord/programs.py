@@ -1,4 +1,8 @@
-"""What supervisord runs: the ComfyUI command line and the programs beside it (pure).
+"""What supervisord runs: ``PROGRAMS``, one entry per program with all its settings (pure).
+
+Each entry makes its ``Program`` from the ``Start`` (settings and the start command's
+choices), or leaves itself out; the template writes one ``[program:x]`` section per
+program.  A new program is one function here, listed in ``PROGRAMS``, and its test.
 
 ComfyUI is started as ``env --default-signal=PIPE,XFSZ <python> main.py --port P
 --extra-model-paths-config <our yaml> $COMFYUI_ARGS [--highvram|--lowvram] [-- args]`` in
@@ -15,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_init.errors import ConfigError, EnvironmentMissing
+from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, ConfigError, EnvironmentMissing
 from comfy_init.settings import Settings
+from comfy_init.supervisord.comfyui_process import COMFYUI
 
 # ComfyUI's mutually exclusive VRAM-mode flags: given two, ComfyUI exits 2 at start.
 VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram", "--cpu")
@@ -24,17 +29,41 @@ VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram
 OWNED_FLAGS = {"--port": "COMFYUI_PORT"}
 DEFAULT_SIGNALS = "--default-signal=PIPE,XFSZ"
 EXTRA_MODEL_PATHS_FLAG = "--extra-model-paths-config"
+# The background warmup's expected exits: done, or done with files that failed or did not fit.
+WARMUP_EXIT_CODES = (EXIT_OK, EXIT_WARMUP_INCOMPLETE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Program:
-    """One ``[program:x]`` section's variable parts; the template holds the fixed ones."""
+    """One ``[program:x]`` section: every value the template writes for it."""
 
     name: str
     argv: tuple[str, ...]
     directory: Path
-    stop_seconds: int
-    environment: dict[str, str] = field(default_factory=dict)
+    priority: int  # started lowest first, stopped highest first (one at a time)
+    autorestart: bool
+    start_seconds: int  # supervisord's startsecs: up this long counts as started
+    start_retries: int = 3  # early crashes retried before FATAL
+    exit_codes: tuple[int, ...] = (0,)  # expected exits (autorestart=true restarts any)
+    stop_signal: str = "TERM"
+    stop_seconds: int  # between the stop signal and SIGKILL (stopwaitsecs)
+    log_max_bytes: str = "5MB"  # $RUN_DIR/logs/<name>.log rotates at this size
+    log_backups: int = 2
+    environment: dict[str, str] = field(default_factory=lambda: {"PYTHONUNBUFFERED": "1"})
+    comment: str = ""  # written above the section, wrapped
+
+
+@dataclass(frozen=True)
+class Start:
+    """What the programs are made from: the settings and the start command's choices."""
+
+    settings: Settings
+    python: str  # ComfyUI's interpreter (``comfyui_python``)
+    vram_flags: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # arguments after ``--``
+    background_warmup: bool = False
+    env_binary: str = "/usr/bin/env"
+    own_python: str = sys.executable  # comfy-init's interpreter, for its own programs
 
 
 def strip_separator(extra: Sequence[str]) -> list[str]:
@@ -103,58 +132,91 @@ def check_comfyui_present(settings: Settings) -> Path:
     return main
 
 
-def comfyui(
-    settings: Settings,
-    *,
-    python: str,
-    vram_flags: Sequence[str] = (),
-    extra: Sequence[str] = (),
-    env_binary: str = "/usr/bin/env",
-) -> Program:
-    """The ``comfyui`` program; raises ConfigError for flags ComfyUI would refuse."""
-    extra_args = strip_separator(extra)
+def comfyui(start: Start) -> Program:
+    """ComfyUI; raises ConfigError for flags ComfyUI would refuse."""
+    settings = start.settings
+    extra_args = strip_separator(start.extra)
     check_flags(
         [
             ("COMFYUI_ARGS", settings.comfyui_args),
-            ("the start command's flags", vram_flags),
+            ("the start command's flags", start.vram_flags),
             ("the arguments after --", extra_args),
         ]
     )
-    argv = (
-        env_binary,
-        DEFAULT_SIGNALS,
-        python,
-        "main.py",
-        "--port",
-        str(settings.comfyui_port),
-        EXTRA_MODEL_PATHS_FLAG,
-        str(settings.cache_yaml_path),
-        *settings.comfyui_args,
-        *vram_flags,
-        *extra_args,
-    )
     return Program(
-        name="comfyui",
-        argv=argv,
+        name=COMFYUI,
+        argv=(
+            start.env_binary,
+            DEFAULT_SIGNALS,
+            start.python,
+            "main.py",
+            "--port",
+            str(settings.comfyui_port),
+            EXTRA_MODEL_PATHS_FLAG,
+            str(settings.cache_yaml_path),
+            *settings.comfyui_args,
+            *start.vram_flags,
+            *extra_args,
+        ),
         directory=settings.comfyui_path,
+        priority=300,
+        autorestart=True,
+        start_seconds=5,
+        stop_signal="INT",
         stop_seconds=settings.comfyui_stop_seconds,
-        environment={"PYTHONUNBUFFERED": "1"},
+        log_max_bytes="10MB",
+        log_backups=3,
+        comment="ComfyUI stops cleanly only on SIGINT.  Early crashes are retried by supervisord "
+        "(startsecs, startretries, growing delay); once it gives up (FATAL), comfy-init starts "
+        "it again after COMFYUI_RESTART_BACKOFF seconds, doubling up to ten times that.",
     )
 
 
-def comfy_init_program(
-    name: str,
-    args: Sequence[str],
-    *,
-    stop_seconds: int,
-    env_binary: str = "/usr/bin/env",
-    python: str = sys.executable,
-) -> Program:
-    """A program that runs comfy-init itself (by default with PID 1's interpreter)."""
+def metrics(start: Start) -> Program | None:
+    """The metrics sidecar, unless METRICS=0."""
+    if not start.settings.metrics:
+        return None
     return Program(
-        name=name,
-        argv=(env_binary, DEFAULT_SIGNALS, python, "-m", "comfy_init", *args),
+        name="metrics",
+        argv=own_command(start, "metrics"),
         directory=Path("/"),
-        stop_seconds=stop_seconds,
-        environment={"PYTHONUNBUFFERED": "1"},
+        priority=200,
+        autorestart=True,
+        start_seconds=2,
+        start_retries=10,
+        stop_seconds=2,
     )
+
+
+def warmup(start: Start) -> Program | None:
+    """The warmup beside a running ComfyUI (WARMUP_MODE=background), run once."""
+    if not start.background_warmup:
+        return None
+    return Program(
+        name="warmup",
+        # ComfyUI already runs on the extra_model_paths.yaml written at start: copy only.
+        argv=own_command(start, "warmup", "--copy-only"),
+        directory=Path("/"),
+        priority=100,
+        autorestart=False,
+        start_seconds=0,
+        exit_codes=WARMUP_EXIT_CODES,
+        stop_seconds=3,
+        comment="One-shot: warms the cache beside a running ComfyUI; each copy appears "
+        "atomically and the cache is first in ComfyUI's search order, so models switch to it as "
+        "they land.",
+    )
+
+
+# Every program comfy-init may run, in the config's order; a new program is one entry.
+PROGRAMS: tuple[Callable[[Start], Program | None], ...] = (comfyui, metrics, warmup)
+
+
+def for_start(start: Start) -> list[Program]:
+    """The programs of this start (an entry may leave itself out)."""
+    return [p for p in (make(start) for make in PROGRAMS) if p is not None]
+
+
+def own_command(start: Start, *args: str) -> tuple[str, ...]:
+    """A command line that runs comfy-init itself."""
+    return (start.env_binary, DEFAULT_SIGNALS, start.own_python, "-m", "comfy_init", *args)

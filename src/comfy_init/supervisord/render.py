@@ -13,22 +13,24 @@ import configparser
 import io
 import shlex
 import socket
+import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from comfy_init.errors import EXIT_WARMUP_INCOMPLETE, ConfigError
+from comfy_init.errors import ConfigError
 from comfy_init.settings import Settings
-from comfy_init.supervisord.programs import Program
+from comfy_init.supervisord.comfyui_process import COMFYUI
+from comfy_init.supervisord.programs import WARMUP_EXIT_CODES, Program
 
 TEMPLATE_NAME = "supervisord.conf.j2"
 SHIPPED_TEMPLATE = Path(__file__).with_name(TEMPLATE_NAME)
 # sun_path is 108 bytes on Linux, one of them the terminating NUL.
 MAX_SOCKET_PATH = 107
 REQUIRED_SECTIONS = ("unix_http_server", "rpcinterface:supervisor", "supervisorctl")
+COMMENT_WIDTH = 94
 
 
 def pct(value: object) -> str:
@@ -60,50 +62,37 @@ def environment(env: Mapping[str, str]) -> str:
     return pct(",".join(parts))
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where supervisord keeps its runtime files (all under ``$RUN_DIR``)."""
-
-    run_dir: Path
-    socket: Path
-    pidfile: Path
-    log_dir: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> Layout:
-        return cls(
-            run_dir=settings.run_dir,
-            socket=settings.supervisord_socket,
-            pidfile=settings.run_dir / "supervisord.pid",
-            log_dir=settings.run_dir / "logs",
-        )
+def comment(text: str) -> str:
+    """``text`` as ``;`` comment lines of at most ``COMMENT_WIDTH`` characters (a longer word
+    gets a line of its own)."""
+    lines = textwrap.wrap(text, COMMENT_WIDTH - 2, break_long_words=False, break_on_hyphens=False)
+    return "\n".join("; " + line for line in lines)
 
 
 def context(
-    layout: Layout,
-    *,
-    template: str,
-    user: str,
-    comfyui: Program,
-    metrics: Program | None,
-    warmup: Program | None,
+    settings: Settings, *, template: str, user: str, programs: Sequence[Program]
 ) -> dict[str, Any]:
-    if len(str(layout.socket).encode()) > MAX_SOCKET_PATH:
+    """The template's variables (its header comment lists them)."""
+    socket_path = settings.supervisord_socket
+    if len(str(socket_path).encode()) > MAX_SOCKET_PATH:
         raise ConfigError(
-            f"RUN_DIR={str(layout.run_dir)!r}: the control socket path {layout.socket} is longer "
+            f"RUN_DIR={str(settings.run_dir)!r}: the control socket path {socket_path} is longer "
             f"than {MAX_SOCKET_PATH} bytes, the limit of a unix socket (choose a shorter RUN_DIR)"
         )
+    by_name = {p.name: p for p in programs}
     return {
         "template": template,
-        "run_dir": str(layout.run_dir),
-        "socket": str(layout.socket),
-        "pidfile": str(layout.pidfile),
-        "log_dir": str(layout.log_dir),
+        "run_dir": str(settings.run_dir),
+        "socket": str(socket_path),
+        "pidfile": str(settings.supervisord_pidfile),
+        "log_dir": str(settings.log_dir),
         "user": user,
-        "comfyui": comfyui,
-        "metrics": metrics,
-        "warmup": warmup,
-        "warmup_exit_codes": f"0,{EXIT_WARMUP_INCOMPLETE}",
+        "programs": list(programs),
+        # Templates written before ``programs`` name each program.
+        "comfyui": by_name[COMFYUI],
+        "metrics": by_name.get("metrics"),
+        "warmup": by_name.get("warmup"),
+        "warmup_exit_codes": ",".join(str(c) for c in WARMUP_EXIT_CODES),
     }
 
 
@@ -128,7 +117,7 @@ def render(text: str, name: str, ctx: Mapping[str, Any]) -> str:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - the output is an ini file, not HTML
     )
-    env.filters.update(pct=pct, command=command, environment=environment)
+    env.filters.update(pct=pct, command=command, environment=environment, comment=comment)
     try:
         return env.from_string(text).render(**ctx)
     except jinja2.TemplateSyntaxError as exc:
@@ -190,6 +179,6 @@ def _structure_problems(text: str, section: Any) -> list[str]:
                     f"[program:{proc.name}] command= cannot be split ({exc}): "
                     f"{proc.command!r} (balance the quotes)"
                 )
-    if "comfyui" not in names:
-        problems.append("has no [program:comfyui] (comfy-init supervises ComfyUI by that name)")
+    if COMFYUI not in names:
+        problems.append(f"has no [program:{COMFYUI}] (comfy-init supervises ComfyUI by that name)")
     return problems

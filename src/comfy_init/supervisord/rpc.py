@@ -42,9 +42,6 @@ FAULT_NAMES: dict[int, str] = {
     92: "CANT_REREAD",
 }
 
-# Process states in which a process exists (has a pid) or is about to.
-ALIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF", "STOPPING"})
-
 
 class SupervisordUnavailable(Exception):
     """supervisord did not answer: socket missing, connection refused, timeout, bad reply."""
@@ -81,10 +78,6 @@ class ProcessInfo:
     description: str
     stdout_logfile: str
     stderr_logfile: str
-
-    @property
-    def alive(self) -> bool:
-        return self.statename in ALIVE_STATES
 
     @classmethod
     def from_xmlrpc(cls, data: dict[str, Any]) -> ProcessInfo:
@@ -168,21 +161,9 @@ class Client:
         finally:
             transport.close()
 
-    def get_state(self) -> str:
-        """supervisord's own state name: STARTING, RUNNING, RESTARTING or SHUTDOWN."""
-        state = cast(dict[str, Any], self.call("supervisor.getState"))
-        return str(state["statename"])
-
-    def get_pid(self) -> int:
-        return int(self.call("supervisor.getPID"))
-
     def get_process_info(self, name: str) -> ProcessInfo:
         data = cast(dict[str, Any], self.call("supervisor.getProcessInfo", name))
         return ProcessInfo.from_xmlrpc(data)
-
-    def get_all_process_info(self) -> list[ProcessInfo]:
-        rows = cast(list[dict[str, Any]], self.call("supervisor.getAllProcessInfo"))
-        return [ProcessInfo.from_xmlrpc(r) for r in rows]
 
     def start_process(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
         """Start ``name``; with ``wait`` return once it is RUNNING (after ``startsecs``)."""
@@ -191,7 +172,3 @@ class Client:
     def stop_process(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
         """Stop ``name`` (stopsignal, then KILL after ``stopwaitsecs``)."""
         return bool(self.call("supervisor.stopProcess", name, wait, timeout=timeout))
-
-    def signal_process(self, name: str, signal_name: str) -> bool:
-        """Send ``signal_name`` (e.g. ``"HUP"``) to ``name``."""
-        return bool(self.call("supervisor.signalProcess", name, signal_name))

@@ -1,13 +1,10 @@
-"""Copy one model file atomically, range by range, in the kernel: the I/O edge of the warmup.
+"""Copy one model file atomically, range by range: the I/O edge of the warmup.
 
-A copy is written to a hidden temp name in its destination directory
-(``.<name>.<random>.comfy-init-partial``: not a model extension, so ComfyUI never lists or
-resolves it), preallocated, filled range by range (by any number of streams, each with its
-own ``Reader``), then fsynced, given the source's mtime and renamed into place (``commit``),
-its directory synced later with the others (``sync_dir``); on any error or cancel the temp
-file is removed (``abort``).  Bytes move in the kernel:
-``copy_file_range`` (same filesystem), else ``sendfile`` (across filesystems, e.g. FUSE to
-ext4), else ``pread``/``pwrite``; a few MiB per call, with ``cancel`` checked between calls.
+A copy is written to a hidden temp name in its destination directory (``files.durable``:
+never listed or resolved by ComfyUI), preallocated, filled range by range (by any number of
+streams, each with its own ``Reader``) through ``files.kernel_copy``, then fsynced, given the
+source's mtime and renamed into place (``commit``), its directory synced later with the
+others (``durable.sync_dir``); on any error or cancel the temp file is removed (``abort``).
 Each range of a large file starts its own writeback when it is done, so the fsync at commit
 does not flush gigabytes at once (which stalls the reads of the other streams).
 ``pool.py`` schedules ranges over streams.
@@ -19,22 +16,15 @@ import contextlib
 import ctypes
 import errno
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MiB = 1024 * 1024
-PARTIAL_SUFFIX = ".comfy-init-partial"
-SYSCALL_BYTES = 8 * MiB  # one copy request: large for throughput, small enough to stop fast
-METHODS = ("copy_file_range", "sendfile", "pwrite")  # tried in this order
+from comfy_init.files import durable, kernel_copy
+
 SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty pages, no wait
-# errno values that mean "this method does not apply to these two files": use the next one.
-_UNSUPPORTED = frozenset(
-    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
-)
 
 
 def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -56,21 +46,8 @@ def start_writeback(fd: int, off: int, length: int) -> None:
         _sync_file_range(fd, off, length, SYNC_FILE_RANGE_WRITE)
 
 
-class Cancelled(Exception):
-    """The warmup was asked to stop while this range was being copied."""
-
-
 class SourceChanged(Exception):
     """The source no longer has the size/mtime the warmup planned with."""
-
-
-def partial_path(dest: Path) -> Path:
-    """A fresh hidden temp name beside ``dest``."""
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
-
-
-def is_partial(name: str) -> bool:
-    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
 def split_ranges(size: int, chunk_bytes: int) -> list[tuple[int, int]]:
@@ -92,7 +69,7 @@ class Target:
     mtime_ns: int
     temp: Path
     fd: int  # the target's own writable descriptor: ranges via pwrite/copy_file_range, fsync
-    method: str = METHODS[0]
+    method: kernel_copy.Method = field(default_factory=kernel_copy.Method)
     copied: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     opens: int = 0  # of the source, by the streams (under ``opening``)
@@ -102,18 +79,12 @@ class Target:
         with self.lock:
             self.copied += n
 
-    def downgrade(self, failed: str) -> None:
-        """``failed`` cannot copy these files: every stream moves on to the next method."""
-        with self.lock:
-            if self.method == failed:
-                self.method = METHODS[METHODS.index(failed) + 1]
-
 
 def create(source: Path, dest: Path, size: int, mtime_ns: int) -> Target:
     """Create the temp file beside ``dest`` (0644) and reserve ``size`` bytes for it.
     Raises OSError (ENOSPC when it does not fit) and then leaves nothing behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = partial_path(dest)
+    temp = durable.partial_path(dest)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         os.fchmod(fd, 0o644)
@@ -134,7 +105,7 @@ def create(source: Path, dest: Path, size: int, mtime_ns: int) -> Target:
 def commit(t: Target) -> None:
     """fsync, set the source's mtime, rename into place.  The copy is whole under its name
     from here on, even after a power loss; the rename itself is durable once its directory
-    is synced (``sync_dir``; the pool does it for many renames at once)."""
+    is synced (``durable.sync_dir``; the pool does it for many renames at once)."""
     if t.copied != t.size:
         raise OSError(errno.EIO, f"copied {t.copied} of {t.size} bytes", str(t.source))
     os.utime(t.fd, ns=(time.time_ns(), t.mtime_ns))
@@ -146,15 +117,6 @@ def commit(t: Target) -> None:
     t.fd = -1
 
 
-def sync_dir(path: Path) -> None:
-    """Make the renames into directory ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def abort(t: Target) -> None:
     """Close and remove the temp file (idempotent)."""
     if t.fd >= 0:
@@ -164,20 +126,20 @@ def abort(t: Target) -> None:
     t.temp.unlink(missing_ok=True)
 
 
-class Reader:
+class Reader(kernel_copy.Stream):
     """One stream's descriptors for the file it works on: its own source descriptor (so the
-    volume sees one more reader) and, for sendfile, its own destination descriptor (sendfile
-    writes at the descriptor's position)."""
+    volume sees one more reader), the target's descriptor for writes at offsets and, for
+    sendfile, a destination descriptor of its own (sendfile writes at the descriptor's
+    position)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.target: Target | None = None
-        self.src = -1
-        self.dst = -1
-        self.buffer = bytearray(0)
 
     def open(self, t: Target) -> None:
         self.close()
         self.target = t
+        self.dst, self.dst_path, self.source = t.fd, t.temp, str(t.source)
         # inotify merges an event with the one queued just before it when they are the same:
         # two streams opening one source back to back would show as one open to the metrics
         # sidecar, which counts them against the report's ``source_opens``.  Opening the
@@ -195,16 +157,11 @@ class Reader:
             )
         os.posix_fadvise(self.src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
-    def dest_fd(self, t: Target) -> int:
-        if self.dst < 0:
-            self.dst = os.open(t.temp, os.O_WRONLY | os.O_CLOEXEC)
-        return self.dst
-
     def close(self) -> None:
-        for fd in (self.src, self.dst):
-            if fd >= 0:
-                os.close(fd)
-        self.target, self.src, self.dst = None, -1, -1
+        self.close_own()
+        if self.src >= 0:
+            os.close(self.src)
+        self.target, self.src, self.dst, self.dst_path = None, -1, -1, None
 
 
 def _touch_dir(path: Path) -> None:
@@ -246,51 +203,17 @@ def copy_range(
     limiter: RateLimiter | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> None:
-    """Copy bytes [off, off+length) from ``r``'s source into ``t``; raise Cancelled if
-    ``cancel`` is set between two requests."""
-    pos, end = off, off + length
-    while pos < end:
-        if cancel.is_set():
-            raise Cancelled
-        want = min(SYSCALL_BYTES, end - pos)
-        if limiter is not None:
-            want = min(want, limiter.burst)
-            if not limiter.acquire(want, cancel):
-                raise Cancelled
-        method = t.method
-        try:
-            n = _move(method, t, r, pos, want)
-        except OSError as exc:
-            if exc.errno not in _UNSUPPORTED or method == METHODS[-1]:
-                raise
-            n = 0
-        if n == 0:  # unsupported here (some filesystems answer 0), or the source shrank
-            if method == METHODS[-1]:
-                raise OSError(errno.EIO, "the source ended early", str(t.source))
-            t.downgrade(method)
-            continue
+    """Copy bytes [off, off+length) from ``r``'s source into ``t``; raise
+    ``kernel_copy.Cancelled`` if ``cancel`` is set between two requests."""
+
+    def progress(n: int) -> None:
         t.add(n)
         on_progress(n)
-        pos += n
+
+    kernel_copy.copy_range(
+        r, off, length, method=t.method, cancel=cancel, pace=limiter, on_progress=progress
+    )
     # The volume's pages of this range are not wanted: keep the memory for the cache copies.
     os.posix_fadvise(r.src, off, length, os.POSIX_FADV_DONTNEED)
     if length < t.size:  # one range of a large file: its pages start for the disk now
         start_writeback(t.fd, off, length)
-
-
-def _move(method: str, t: Target, r: Reader, pos: int, want: int) -> int:
-    """Copy up to ``want`` bytes at offset ``pos`` with ``method``; the bytes moved."""
-    if method == "copy_file_range":
-        return os.copy_file_range(r.src, t.fd, want, pos, pos)
-    if method == "sendfile":
-        dst = r.dest_fd(t)
-        os.lseek(dst, pos, os.SEEK_SET)
-        return os.sendfile(dst, r.src, pos, want)
-    if len(r.buffer) < want:
-        r.buffer = bytearray(SYSCALL_BYTES)
-    view = memoryview(r.buffer)[:want]
-    n = os.preadv(r.src, [view], pos)
-    done = 0
-    while done < n:
-        done += os.pwrite(t.fd, view[done:n], pos + done)
-    return n

@@ -1,4 +1,7 @@
-"""One warmup run: config → plan → copy in priority order → report → ComfyUI's model paths.
+"""One warmup run: config → plan → copy in priority order → report.
+
+It never writes ComfyUI's ``extra_model_paths.yaml``: that file has one writer
+(``comfyui/model_paths.write``), called by the commands that run a warmup.
 
 Per-file problems never raise: a file that fails or does not fit is recorded in the report
 (``warmup/report.py``) and the rest goes on.  A bad config raises ``ConfigError`` before
@@ -17,13 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from stat import S_ISREG
 
-from comfy_init import manifest
-from comfy_init.comfyui import model_paths
 from comfy_init.errors import EnvironmentMissing
-from comfy_init.manifest import Expansion
+from comfy_init.files.durable import is_partial
+from comfy_init.manifest import lines
+from comfy_init.manifest.expand import Expansion, SearchPath, expand
 from comfy_init.settings import Settings
 from comfy_init.warmup import lock, plan
-from comfy_init.warmup.copier import RateLimiter, is_partial
+from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
@@ -38,9 +41,9 @@ SPACE_FRESH_SECONDS = 0.5  # how long a free-space answer is trusted for files t
 
 def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
     """Warm the cache; the returned report says what happened to every file."""
-    path = manifest.locate(settings, config)
-    entries = manifest.load(path)
-    expansion = manifest.expand(entries, settings.models_path)
+    path = lines.locate(settings, config)
+    entries = lines.load(path)
+    expansion = expand(entries, SearchPath.of(settings))
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:
             needed.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
     )
-    with lock.hold(settings.run_dir / lock.LOCK_NAME, cancel) as held:
+    with lock.hold(settings.warmup_lock_path, cancel) as held:
         if held:
             for removed in remove_partials(settings.cache_path):
                 progress.partial_removed(str(removed))
@@ -71,14 +74,8 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         else:  # stopped while another warmup held the lock: nothing was touched
             report.state = "interrupted"
             report.finished_at = time.time()
-    model_paths.setup(settings, types_of(expansion))
     progress.finished(report)
     return report
-
-
-def types_of(expansion: Expansion) -> list[str]:
-    """The type folders the config warms, in config order, each once."""
-    return list(dict.fromkeys(f.type for f in expansion.files))
 
 
 def existing_copies(dests: Sequence[Path]) -> dict[Path, plan.CacheEntry | None]:
@@ -109,12 +106,12 @@ def remove_partials(cache_path: Path) -> list[Path]:
 
 def records_for(
     settings: Settings,
-    entries: Sequence[manifest.Entry],
+    entries: Sequence[lines.Entry],
     expansion: Expansion,
     steps: Sequence[plan.Step],
 ) -> list[FileRecord]:
     """One record per planned file and one per unmatched line, in config order."""
-    by_entry: dict[manifest.Entry, list[FileRecord]] = {}
+    by_entry: dict[lines.Entry, list[FileRecord]] = {}
     for s in steps:
         by_entry.setdefault(s.file.entry, []).append(
             FileRecord(

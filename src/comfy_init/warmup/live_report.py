@@ -17,16 +17,13 @@ last write (``write_final``) renders the whole report the plain way.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from comfy_init.warmup.report import FileStatus, Report, Totals, write_atomic
-
-IOV_MAX = 1024  # pieces per writev(2) call (the Linux limit)
+from comfy_init.files.durable import write_atomic, write_pieces
+from comfy_init.warmup.report import FileStatus, Report, Totals
 
 # The statuses ``Totals`` counts (the others are states on the way to one of these).
 COUNTED: tuple[FileStatus, ...] = (
@@ -145,26 +142,3 @@ class LiveReport:
 def _part(index: int, record: dict[str, object]) -> bytes:
     """One file record as it sits in the list, with the separator before it."""
     return (", " if index else "").encode() + json.dumps(record).encode()
-
-
-def write_pieces(path: Path, pieces: list[bytes], mode: int = 0o644) -> None:
-    """``report.write_atomic`` for a document in pieces, which are never joined: a temp
-    file in the same directory, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        try:
-            for start in range(0, len(pieces), IOV_MAX):
-                batch = pieces[start : start + IOV_MAX]
-                done, want = os.writev(fd, batch), sum(map(len, batch))
-                if done < want:  # a short write: the rest, plainly
-                    rest = memoryview(b"".join(batch))[done:]
-                    while rest:
-                        rest = rest[os.write(fd, rest) :]
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,9 +1,10 @@
 """The warmup lock: one warmup (or ``--clean``) at a time on a cache.
 
-An exclusive ``flock`` on ``$RUN_DIR/warmup.lock``.  The holder writes its pid into the file,
-so a second warmup can say whom it is waiting for.  The kernel drops the lock when its
-holder dies (even by ``kill -9``), so a lock is never stale; the next holder may then clean
-up what the dead one left (its ``*.comfy-init-partial`` files).
+An exclusive ``flock`` on ``Settings.warmup_lock_path`` (``$RUN_DIR/warmup.lock``).  The
+holder writes its pid into the file, so a second warmup can say whom it is waiting for.  The
+kernel drops the lock when its holder dies (even by ``kill -9``), so a lock is never stale;
+the next holder may then clean up what the dead one left (its ``*.comfy-init-partial``
+files).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from comfy_init import logs
 from comfy_init.errors import EnvironmentMissing
 
-LOCK_NAME = "warmup.lock"
 POLL_SECONDS = 0.1  # how often a waiter tries again (and sees a cancel)
 REMIND_SECONDS = 30.0  # how often a waiter says again that it is still waiting
 

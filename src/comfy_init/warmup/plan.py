@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from comfy_init.manifest import ModelFile
+from comfy_init.manifest.expand import ModelFile
 
 _SECOND_NS = 1_000_000_000
 _MICROSECOND_NS = 1_000

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from comfy_init.files import durable
+from comfy_init.files.kernel_copy import Cancelled
 from comfy_init.warmup import copier
-from comfy_init.warmup.copier import Cancelled, RateLimiter, Reader, Target
+from comfy_init.warmup.copier import RateLimiter, Reader, Target
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class CopyPool:
         failed = []
         for path in sorted(dirs):
             try:
-                copier.sync_dir(path)
+                durable.sync_dir(path)
             except OSError as exc:
                 failed.append((path, exc))
         return failed
@@ -222,7 +224,7 @@ class CopyPool:
             ok=ok,
             bytes_copied=job.target.copied,
             seconds=time.monotonic() - job.started,
-            method=job.target.method,
+            method=job.target.method.name,
             error=None if error is None else _describe(error),
             no_space=isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT),
             cancelled=job.cancelled and error is None,

@@ -33,11 +33,11 @@ ComfyUI's).  A config line that matches nothing appears once with status "missin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from comfy_init.files.durable import write_atomic
 
 REPORT_VERSION = 1
 
@@ -136,22 +136,6 @@ class Report:
         totals = Totals(**data.get("totals", {}))
         rest = {k: v for k, v in data.items() if k not in ("files", "totals")}
         return cls(files=files, totals=totals, **rest)
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(path: Path, report: Report) -> None:

@@ -1,0 +1,156 @@
+"""The warmup config (``warmup_models.conf``): find the file and read its lines.
+
+One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
+(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
+``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  Line
+order is priority.  Reading lines is pure; what a line matches on disk is
+``manifest/expand.py``'s business."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from comfy_init.errors import ConfigError
+from comfy_init.settings import Settings
+
+_WILDCARD = re.compile(r"[*?\[]")
+_TRAILING_COMMENT = re.compile(r"\s#.*$")
+_FIX = "write <type>/<path> relative to $COMFYUI_PATH/models, e.g. checkpoints/model.safetensors"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One config line."""
+
+    type: str  # first component: "checkpoints", "loras", "unet", ... (any folder under models)
+    pattern: str  # the rest, posix; may contain * ? [..] and ** (across subfolders)
+    origin: str  # "path/to/warmup_models.conf:LINE"
+
+    @property
+    def text(self) -> str:
+        """The line as the user wrote it (without comment and surrounding whitespace)."""
+        return f"{self.type}/{self.pattern}"
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A config text read line by line: the good entries and, per bad line, its problem."""
+
+    entries: list[Entry]  # config order
+    problems: list[str]  # "file:line: warmup config line '...' <what is wrong> (<what to do>)"
+
+
+def has_wildcard(component: str) -> bool:
+    return _WILDCARD.search(component) is not None
+
+
+def _control(c: str) -> bool:
+    return ord(c) < 32 or 127 <= ord(c) < 160  # C0, DEL and C1 controls
+
+
+# (test on the line and its "/" components, what is wrong and what to do), checked in order.
+_RULES: tuple[tuple[Callable[[str, list[str]], bool], str], ...] = (
+    (
+        lambda line, _: any(_control(c) for c in line),
+        "contains a control character (remove it; names are plain text)",
+    ),
+    (lambda line, _: "\\" in line, "contains a backslash (separate folders with '/')"),
+    (lambda line, _: line.startswith("/"), f"is an absolute path ({_FIX})"),
+    (
+        lambda _, parts: len(parts) < 2,
+        f"names a type folder without a file ({_FIX}, or <type>/* for every file)",
+    ),
+    (
+        lambda _, parts: "" in parts,
+        f"has an empty path component ('//' or a trailing '/') ({_FIX})",
+    ),
+    (
+        lambda _, parts: ".." in parts,
+        f"has a '..' component, which would leave the models folder ({_FIX})",
+    ),
+    (lambda _, parts: "." in parts, "has a '.' component (remove the './')"),
+    (
+        lambda _, parts: has_wildcard(parts[0]),
+        "has a wildcard in the type folder (name the type folder exactly, e.g. loras/*)",
+    ),
+    (
+        lambda _, parts: any("**" in p and p != "**" for p in parts),
+        "uses '**' inside a name ('**' must be a whole component, e.g. loras/**/x.safetensors)",
+    ),
+)
+
+
+def _line_problem(line: str) -> str | None:
+    """Why ``line`` (comment and whitespace already stripped) is not a valid entry, or None."""
+    parts = line.split("/")
+    for broken, problem in _RULES:
+        if broken(line, parts):
+            return problem
+    return None
+
+
+def read(text: str, origin_file: str) -> Lines:
+    """Every line of a config text, a bad one reported without hiding the others."""
+    entries: list[Entry] = []
+    problems: list[str] = []
+    # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        line = _TRAILING_COMMENT.sub("", stripped).strip()
+        origin = f"{origin_file}:{number}"
+        problem = _line_problem(line)
+        if problem is not None:
+            problems.append(f"{origin}: warmup config line {line!r} {problem}")
+            continue
+        type_, _, pattern = line.partition("/")
+        entries.append(Entry(type=type_, pattern=pattern, origin=origin))
+    return Lines(entries=entries, problems=problems)
+
+
+def parse(text: str, origin_file: str) -> list[Entry]:
+    """The entries of a config text; ConfigError lists every bad line as ``file:line: ...``."""
+    lines = read(text, origin_file)
+    if lines.problems:
+        raise ConfigError(lines.problems)
+    return lines.entries
+
+
+def load(path: Path) -> list[Entry]:
+    """Read and parse the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"warmup config {path}: file not found (create it, or set WARMUP_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"warmup config {path}: cannot be read: {exc} (make it a readable UTF-8 text file)"
+        ) from None
+    return parse(text, str(path))
+
+
+def locate(settings: Settings, explicit: str | None) -> Path:
+    """The config file to use: ``explicit`` (the CLI's CONFIG) or the first existing candidate."""
+    if explicit is not None:
+        path = Path(explicit).expanduser().absolute()
+        if path.is_file():
+            return path
+        why = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(
+            f"warmup config CONFIG={explicit!r}: {path} {why} (pass an existing config file)"
+        )
+    candidates = settings.warmup_config_candidates()
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"warmup config WARMUP_CONFIG={settings.warmup_config!r}: not found; looked in {looked} "
+        f"(create one of these, or set WARMUP_CONFIG to an absolute path)"
+    )

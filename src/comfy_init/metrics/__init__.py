@@ -1,1 +1,0 @@
-"""The metrics sidecar: Prometheus /metrics, /healthz, /readyz, the watchdog and write-back."""
