@@ -137,13 +137,12 @@ class Gate:
             return
         if self.tls is None:  # stage "sniff" is only set with TLS
             return
+        # The wrapped socket keeps the descriptor: ``waiting`` keeps its place (oldest first).
         self.selector.unregister(entry.sock)
-        del self.waiting[entry.sock.fileno()]
         entry.sock = self.tls.wrap_socket(
             entry.sock, server_side=True, do_handshake_on_connect=False
         )
         entry.stage = "handshake"
-        self.waiting[entry.sock.fileno()] = entry
         self.selector.register(entry.sock, selectors.EVENT_READ, entry)
 
     def _handshake(self, entry: Waiting) -> None:
