@@ -21,10 +21,10 @@ import bcrypt
 import pytest
 import yaml
 
-from certs import make_cert
 from comfy_init import settings
 from comfy_init.pid1 import stop
 from comfy_init.sidecar import catalog, web_config
+from harness.certs import make_cert
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

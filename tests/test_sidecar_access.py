@@ -8,10 +8,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from certs import password_hash
 from comfy_init.sidecar import access as access_module
 from comfy_init.sidecar.access import Access, TokenBucket
 from comfy_init.sidecar.web_config import RateLimit, WebConfig
+from harness.certs import password_hash
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from certs import Pair, make_ca, make_cert, password_hash, web_config
 from comfy_init.sidecar import web_config as wc
 from comfy_init.sidecar.endpoints import Check, Server
-from pid1_harness import wait_for
+from harness.certs import Pair, make_ca, make_cert, password_hash, web_config
+from harness.polling import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,7 +3,6 @@ hold connections, more requests than it serves at once, and bad web config files
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import threading
@@ -14,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import pid1_harness as h
-from certs import make_cert, password_hash, web_config
 from comfy_init.errors import EXIT_CONFIG
-from comfyui_standin.harness import free_port
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.certs import make_cert, password_hash, web_config
+from harness.loopback import free_port
+from harness.pid1 import Pid1
 
 pytestmark = [pytest.mark.process, pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -50,20 +49,8 @@ def get(run: Pid1, path: str, timeout: float = 10) -> tuple[int, bytes]:
 
 def sidecar_threads(run: Pid1) -> int:
     """Threads of the namespace's ``comfy-init metrics`` process."""
-
-    def find() -> int | None:
-        for host in run.namespace_pids().values():
-            try:
-                argv = Path(f"/proc/{host}/cmdline").read_bytes().split(b"\0")
-                status = Path(f"/proc/{host}/status").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            words = [a for a in argv if a]
-            if words and words[-1] == b"metrics" and any(b"comfy" in a for a in words):
-                return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
-        return None
-
-    return h.wait_for(find, 10, "the metrics sidecar process")  # type: ignore[no-any-return]
+    sidecar = h.wait_for(lambda: run.processes().get("sidecar"), 10, "the sidecar process")
+    return int(sidecar.num_threads())
 
 
 def closed_by_server(sock: socket.socket) -> bool:

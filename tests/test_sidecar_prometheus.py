@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import pid1_harness as h
-from certs import make_cert, password_hash, web_config
 from comfy_init.sidecar import catalog
-from comfyui_standin.harness import free_port
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.certs import make_cert, password_hash, web_config
+from harness.loopback import free_port
+from harness.pid1 import Pid1
 
 pytestmark = [pytest.mark.process, pytest.mark.root, pytest.mark.timeout(120)]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from certs import make_ca, make_cert, password_hash, web_config
 from comfy_init.errors import EXIT_CONFIG, ConfigError
 from comfy_init.sidecar import web_config as wc
+from harness.certs import make_ca, make_cert, password_hash, web_config
 
 pytestmark = pytest.mark.timeout(60)
 
