@@ -121,6 +121,7 @@ def test_idle_connections_and_half_requests_take_no_thread_and_are_dropped_after
         assert len(gate.waiting) == 300  # and were not dropped to let the scrape in
         wait_for(lambda: all(map(closed_by_server, idle + half)), 20, "every one dropped")
         assert gate.waiting == {}
+        assert gate.turned_away == {"timed_out": 300}
         assert get(server, "/healthz")[0] == 200
     finally:
         for sock in idle + half:
@@ -172,7 +173,7 @@ def test_beyond_max_requests_the_port_answers_503_at_once_then_serves_again(
         status, headers, body = get(server, "/readyz")
         assert (status, body) == (503, b"too many requests at once, try again\n")
         assert headers["Connection"] == "close"
-        assert gate.refused == 1
+        assert gate.turned_away == {"busy": 1}
     finally:
         release.set()
         for thread in held:
@@ -232,6 +233,8 @@ def test_with_tls_and_users_metrics_need_the_password_over_https_and_plain_http_
     )
     status, _, body = get(server, "/healthz")  # plain HTTP
     assert (status, body) == (400, b"Client sent an HTTP request to an HTTPS server.\n")
+    assert server.gate is not None
+    assert server.gate.turned_away == {"plain_http_to_tls": 1}
 
 
 def test_client_certificates_are_verified_and_matched_against_allowed_sans(

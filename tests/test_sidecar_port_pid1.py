@@ -94,6 +94,9 @@ def test_idle_and_half_sent_connections_cost_no_thread_and_are_dropped_while_scr
         assert sidecar_threads(run) <= threads + 1  # one request thread at most, not 400
         h.wait_for(lambda: all(map(closed_by_server, held)), 30, "all 400 dropped", step=0.2)
         assert get(run, "/metrics")[0] == 200
+        # the first one turned away is logged at once (the next, at most a minute later)
+        logged = run.wait_stdout(r'^.*"event": "metrics_port_turned_away".*$', 10).group(0)
+        assert '"timed_out": 1' in logged
     finally:
         for sock in held:
             sock.close()

@@ -9,7 +9,8 @@ than ``max_requests`` are being served; beyond that it gets a 503 at once, as no
 answers beyond ``--web.max-requests``.  Plain HTTP sent to a TLS port gets a
 400 that says so (as Go's servers answer).  When more connections wait than ``max_pending``
 (or the process runs out of file descriptors), the oldest waiting one is closed first: a
-flood of idle connections cannot keep a scrape out.
+flood of idle connections cannot keep a scrape out.  What was turned away is counted
+(``turned_away``) and logged as ``metrics_port_turned_away``, at most once a minute.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from comfy_init import logs
 from comfy_init.sidecar import tls_context
+
+log = logs.get_logger("metrics.connections")
 
 TLS_HANDSHAKE = 0x16  # first byte of a TLS record carrying a ClientHello
 READ_BYTES = 16384
+LOG_EVERY_SECONDS = 60.0
 MAX_HEAD_BYTES = 16384  # request line and headers (a scrape's are about 300 bytes)
 
 
@@ -74,11 +80,14 @@ class Gate:
         self.allowed_sans = allowed_sans
         self.waiting: dict[int, Waiting] = {}  # by file descriptor, oldest first
         self.serving = 0
-        self.refused = 0  # answered 503
+        self.turned_away: Counter[str] = Counter()  # why -> connections, since the start
+        self._logged: Counter[str] = Counter()
+        self._last_log = float("-inf")
         self._lock = threading.Lock()
 
     def add(self, sock: socket.socket, client: Any) -> None:
         while len(self.waiting) >= self.max_pending:
+            self._note("oldest_dropped")
             self.drop_oldest()
         sock.setblocking(False)
         entry = Waiting(sock, client, time.monotonic() + self.timeout, "request")
@@ -104,6 +113,8 @@ class Gate:
             if entry.stage == "request":
                 self._receive(entry)
         except (OSError, ValueError):  # reset, broken TLS, closed meanwhile: let it go
+            if entry.stage == "handshake":
+                self._note("tls_handshake_failed")
             self._close(entry)
 
     def expire(self) -> float | None:
@@ -112,6 +123,7 @@ class Gate:
         for entry in list(self.waiting.values()):  # oldest first: deadlines in order
             if entry.deadline > now:
                 return entry.deadline - now
+            self._note("timed_out")
             self._close(entry)
         return None
 
@@ -131,6 +143,7 @@ class Gate:
             raise ConnectionResetError("closed before a byte")
         if first[0] != TLS_HANDSHAKE:
             if first.isalpha():  # a method: GET, POST, ...
+                self._note("plain_http_to_tls")  # before the answer a client may act on
                 self._answer(entry, PLAIN_TO_TLS)
             else:
                 self._close(entry)
@@ -159,6 +172,7 @@ class Gate:
         if self.allowed_sans and not tls_context.san_allowed(
             entry.sock.getpeercert(), self.allowed_sans
         ):
+            self._note("client_san_refused")
             self._close(entry)
             return
         entry.stage = "request"
@@ -179,6 +193,7 @@ class Gate:
                 self._start(entry)
                 return
         if len(entry.received) > MAX_HEAD_BYTES:
+            self._note("head_too_large")
             self._answer(entry, TOO_LARGE)
 
     def _start(self, entry: Waiting) -> None:
@@ -187,7 +202,7 @@ class Gate:
             if not busy:
                 self.serving += 1
         if busy:
-            self.refused += 1
+            self._note("busy")
             self._answer(entry, BUSY)
             return
         self._forget(entry)
@@ -197,6 +212,17 @@ class Gate:
         except RuntimeError:  # no thread could be started: the request is not served
             self.finished()
             entry.sock.close()
+
+    def _note(self, why: str) -> None:
+        """Count a connection turned away; log the counts since the last line, at most once
+        a minute (at the next one turned away: the serving thread keeps no timer)."""
+        self.turned_away[why] += 1
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_SECONDS:
+            since = self.turned_away - self._logged
+            log.warning("metrics_port_turned_away", **dict(sorted(since.items())))
+            self._logged = self.turned_away.copy()
+            self._last_log = now
 
     # --- endings
     def _answer(self, entry: Waiting, response: bytes) -> None:
