@@ -318,3 +318,32 @@ def test_the_images_healthcheck_passes_over_http_and_over_https_with_a_password_
     )
     assert run_healthcheck(serve(web=path)) == 0
     assert run_healthcheck(serve(web=path, health=lambda: (False, "comfyui is FATAL"))) != 0
+
+
+def test_a_renewed_certificate_and_a_new_password_are_used_without_a_restart_a_bad_file_is_not(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    first, second = make_cert(old, "server"), make_cert(new, "server")
+    live = Pair(tmp_path / "tls.crt", tmp_path / "tls.key")
+    live.cert.write_bytes(first.cert.read_bytes())
+    live.key.write_bytes(first.key.read_bytes())
+    text = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n"
+    path = web_config(tmp_path, text + f"  prometheus: {password_hash('one')}\n")
+    server = serve(web=path)
+    assert get(server, "/metrics", tls=client_tls(first), auth=("prometheus", "one"))[0] == 200
+
+    live.cert.write_bytes(second.cert.read_bytes())  # renewed, as a Secret update does
+    live.key.write_bytes(second.key.read_bytes())
+    web_config(tmp_path, text + f"  prometheus: {password_hash('two')}\n")
+    assert get(server, "/metrics", tls=client_tls(second), auth=("prometheus", "two"))[0] == 200
+    assert get(server, "/metrics", tls=client_tls(second), auth=("prometheus", "one"))[0] == 401
+    with pytest.raises(ssl.SSLCertVerificationError):  # the old certificate is gone
+        get(server, "/metrics", tls=client_tls(first))
+
+    web_config(tmp_path, text + "  prometheus: not-a-hash\n")  # a bad edit: the last good stays
+    assert get(server, "/metrics", tls=client_tls(second), auth=("prometheus", "two"))[0] == 200
+    assert server.reload is not None
+    assert server.reload.config.users["prometheus"] != b"not-a-hash"

@@ -36,6 +36,7 @@ from comfy_init import logs
 from comfy_init.sidecar.access import Access
 from comfy_init.sidecar.connections import Gate
 from comfy_init.sidecar.web_config import WebConfig
+from comfy_init.sidecar.web_reload import WebReload
 from comfy_init.wakeup import WakePipe
 
 log = logs.get_logger("metrics.endpoints")
@@ -70,6 +71,7 @@ class Server(ThreadingHTTPServer):
         self.max_requests = max_requests
         self.web = web
         self.access = Access(web)
+        self.reload = WebReload(web) if web is not None else None
         self.received: dict[int, bytes] = {}  # fd -> start of its request, read by the gate
         self.gate: Gate | None = None
         self._wake = WakePipe()  # before bind: a failed bind closes it
@@ -117,6 +119,8 @@ class Server(ThreadingHTTPServer):
         )
 
     def _accept(self, gate: Gate) -> None:
+        if self.reload is not None and (new := self.reload.check()) is not None:
+            self._use(new, gate)
         for _ in range(ACCEPT_BATCH):
             try:
                 request, client = self.socket.accept()
@@ -127,6 +131,13 @@ class Server(ThreadingHTTPServer):
                     time.sleep(0.05)  # every descriptor is serving a request: let one end
                 return
             gate.add(request, client)
+
+    def _use(self, web: WebConfig, gate: Gate) -> None:
+        """Serve from now on with a web config read again."""
+        self.web = web
+        self.access = Access(web)
+        gate.tls = web.tls_context
+        gate.allowed_sans = web.tls.client_allowed_sans if web.tls is not None else ()
 
     def _dispatch(self, request: socket.socket, client: Any, received: bytes) -> None:
         self.received[request.fileno()] = received
