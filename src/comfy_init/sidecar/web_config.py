@@ -1,11 +1,11 @@
 """The metrics port's web config file (``METRICS_WEB_CONFIG``), in the format of Prometheus'
 exporter-toolkit: the file node_exporter reads with ``--web.config.file`` works here as is.
 
-Read before the port opens (and by ``comfy-init start`` before any warmup), then again
-when it changes (``web_reload``).  As in the
-toolkit (``yaml.UnmarshalStrict``) an unknown or repeated key is an error; every problem is
-reported at once, each as ``web config <file>:<line>: <key>: <why>``.  Relative file names
-are relative to the web config's directory, as in the toolkit.
+Read before the port opens (and by ``comfy-init start`` before any warmup), then again when
+it changes (``web_reload``).  As in the toolkit (``yaml.UnmarshalStrict``) an unknown or
+repeated key is an error; every problem is reported at once, each as
+``web config <file>:<line>: <key>: <why>``.  Relative file names are relative to the web
+config's directory, as in the toolkit.
 """
 
 from __future__ import annotations
