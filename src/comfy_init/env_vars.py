@@ -133,6 +133,30 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         "it is skipped",
     ),
     EnvVar(
+        "WARMUP_AUTO_DAYS",
+        "warmup_auto_days",
+        Whole(1, 3650, unit="days"),
+        14,
+        "`@auto` warms the models the pods of this volume opened in this many days, most used "
+        "first; journals of pods silent for longer are removed",
+    ),
+    EnvVar(
+        "WARMUP_AUTO_MAX_MB",
+        "warmup_auto_max_bytes",
+        Whole(0, 10**9, unit="MiB", scale=MIB),
+        0,
+        "cap on the total size of the models `@auto` warms, in MiB; `0`: no cap but the "
+        "cache's free space less `CACHE_RESERVE_MB`",
+    ),
+    EnvVar(
+        "USAGE_DIR",
+        "usage_dir",
+        OptionalPath("a directory path"),
+        None,
+        "where each pod's sidecar records the models ComfyUI opens (the journals `@auto` "
+        "reads); empty: `$COMFYUI_PATH/.comfy-init/usage` on the volume",
+    ),
+    EnvVar(
         "COMFYUI_ARGS",
         "comfyui_args",
         ShellArgs(),

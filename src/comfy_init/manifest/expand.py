@@ -215,11 +215,14 @@ def resolve(entry: Entry, search: SearchPath) -> list[ModelFile]:
 
 
 def expand(entries: Sequence[Entry], search: SearchPath) -> Expansion:
-    """Match each entry in ``search``; each file once, in priority order."""
+    """Match each entry in ``search``; each file once, in priority order.  The ``@auto``
+    line is not matched here: ``usage/auto.py`` expands it."""
     files: list[ModelFile] = []
     seen: set[tuple[str, str]] = set()
     unmatched: list[Entry] = []
     for entry in entries:
+        if entry.auto:
+            continue
         matches = resolve(entry, search)
         if not matches:
             unmatched.append(entry)

@@ -1,9 +1,10 @@
 """The warmup config (``warmup_models.conf``): find the file and read its lines.
 
 One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
-(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
-``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  Line
-order is priority.  Reading lines is pure; what a line matches on disk is
+(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``,
+``?``, ``[..]`` within one folder and ``**`` (a whole component) for any depth of
+subfolders.  A line ``@auto`` (at most one) stands for the models the fleet really loaded
+(``usage/auto.py``).  Line order is priority.  Reading lines is pure; what a line matches on disk is
 ``manifest/expand.py``'s business."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from comfy_init.errors import ConfigError
 from comfy_init.settings import Settings
 
+AUTO_LINE = "@auto"
 _WILDCARD = re.compile(r"[*?\[]")
 _TRAILING_COMMENT = re.compile(r"\s#.*$")
 _FIX = "write <type>/<path> relative to $COMFYUI_PATH/models, e.g. checkpoints/model.safetensors"
@@ -28,11 +30,12 @@ class Entry:
     type: str  # first component: "checkpoints", "loras", "unet", ... (any folder under models)
     pattern: str  # the rest, posix; may contain * ? [..] and ** (across subfolders)
     origin: str  # "path/to/warmup_models.conf:LINE"
+    auto: bool = False  # the @auto line (type and pattern empty): usage/auto.py expands it
 
     @property
     def text(self) -> str:
         """The line as the user wrote it (without comment and surrounding whitespace)."""
-        return f"{self.type}/{self.pattern}"
+        return AUTO_LINE if self.auto else f"{self.type}/{self.pattern}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ _RULES: tuple[tuple[Callable[[str, list[str]], bool], str], ...] = (
         "contains a control character (remove it; names are plain text)",
     ),
     (lambda line, _: "\\" in line, "contains a backslash (separate folders with '/')"),
+    (
+        lambda line, _: line.startswith("@"),
+        f"is not a line comfy-init knows (the only one starting with '@' is {AUTO_LINE}, alone)",
+    ),
     (lambda line, _: line.startswith("/"), f"is an absolute path ({_FIX})"),
     (
         lambda _, parts: len(parts) < 2,
@@ -96,6 +103,7 @@ def read(text: str, origin_file: str) -> Lines:
     """Every line of a config text, a bad one reported without hiding the others."""
     entries: list[Entry] = []
     problems: list[str] = []
+    auto: Entry | None = None
     # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
     for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
@@ -103,6 +111,16 @@ def read(text: str, origin_file: str) -> Lines:
             continue
         line = _TRAILING_COMMENT.sub("", stripped).strip()
         origin = f"{origin_file}:{number}"
+        if line == AUTO_LINE and auto is None:
+            auto = Entry(type="", pattern="", origin=origin, auto=True)
+            entries.append(auto)
+            continue
+        if line == AUTO_LINE and auto is not None:
+            problems.append(
+                f"{origin}: warmup config line {line!r} appears again, first at {auto.origin} "
+                "(keep one)"
+            )
+            continue
         problem = _line_problem(line)
         if problem is not None:
             problems.append(f"{origin}: warmup config line {line!r} {problem}")

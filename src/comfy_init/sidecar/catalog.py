@@ -10,12 +10,9 @@ counters, the unit as a suffix; ``promtool check metrics`` finds nothing to say.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-PREFIX = "comfyinit_"
-
-MetricType = Literal["counter", "gauge", "histogram"]
+from comfy_init.sidecar import usage_catalog
+from comfy_init.sidecar.metric import PREFIX, Metric
+from comfy_init.sidecar.metric import entry as _m
 
 # Copy time of one model file: small LoRAs take well under a second, a 20-40 GB checkpoint
 # from a slow volume takes many minutes.
@@ -26,28 +23,6 @@ COPY_SECONDS_BUCKETS: tuple[float, ...] = (
 
 # Values of the label ``source`` of comfyinit_source_up: each thing the sidecar reads.
 SOURCES: tuple[str, ...] = ("warmup_report", "cache", "supervisord", "comfyui", "inotify")
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str  # full exposition name; counters end in _total
-    type: MetricType
-    help: str
-    labels: tuple[str, ...] = ()
-    unit: str = ""  # base unit, also the name's suffix (before _total); "" if none
-
-    @property
-    def family_name(self) -> str:
-        """The name without ``_total``: what a counter family is called in OpenMetrics."""
-        if self.type == "counter":
-            return self.name.removesuffix("_total")
-        return self.name
-
-
-def _m(
-    name: str, kind: MetricType, text: str, labels: tuple[str, ...] = (), unit: str = ""
-) -> Metric:
-    return Metric(PREFIX + name, kind, text, labels, unit)
 
 
 METRICS: tuple[Metric, ...] = (
@@ -271,6 +246,8 @@ METRICS: tuple[Metric, ...] = (
         "gauge",
         "Downloads in the cache waiting to be copied back (still being written, or to retry).",
     ),
+    # --- the learned warm list
+    *usage_catalog.METRICS,
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, UsageError, signa
 from comfy_init.manifest import lines
 from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
+from comfy_init.usage import auto
 from comfy_init.warmup import engine, listing, lock
 
 T = TypeVar("T")
@@ -35,8 +37,10 @@ POLL_SECONDS = 0.1
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.json and not (args.list or args.status):
-        raise UsageError("--json: only --list and --status print JSON (add one of them)")
+    if args.json and not (args.list or args.status or args.suggest):
+        raise UsageError("--json: only --list, --status and --suggest print JSON (add one of them)")
+    if args.suggest:
+        return _print(listing.suggestion(settings), args.json, listing.suggestion_text)
     if args.list:
         return _print(listing.listing(settings, args.config), args.json, listing.listing_text)
     if args.status:
@@ -136,7 +140,8 @@ def _tally(path: Path) -> tuple[int, int]:
 
 def _write_model_paths(settings: Settings, config: str | None) -> Path:
     """Write the cache's YAML for the config (a missing or bad config is an error here)."""
-    return model_paths.write(settings, lines.load(lines.locate(settings, config)))
+    entries = lines.load(lines.locate(settings, config))
+    return model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))
 
 
 def _setup_only(settings: Settings, config: str | None) -> int:

@@ -23,8 +23,9 @@ from stat import S_ISREG
 from comfy_init.errors import EnvironmentMissing
 from comfy_init.files.durable import is_partial
 from comfy_init.manifest import lines
-from comfy_init.manifest.expand import Expansion, SearchPath, expand
+from comfy_init.manifest.expand import Expansion
 from comfy_init.settings import Settings
+from comfy_init.usage import auto
 from comfy_init.warmup import lock, plan
 from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
@@ -43,7 +44,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
     """Warm the cache; the returned report says what happened to every file."""
     path = lines.locate(settings, config)
     entries = lines.load(path)
-    expansion = expand(entries, SearchPath.of(settings))
+    expanded = auto.expand_config(entries, settings, now=time.time(), prune=True)
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:
             needed.mkdir(parents=True, exist_ok=True)
@@ -60,15 +61,16 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         config=str(path),
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
+        auto=None if expanded.auto is None else expanded.auto.summary(),
     )
     with lock.hold(settings.warmup_lock_path, cancel) as held:
         if held:
             for removed in remove_partials(settings.cache_path):
                 progress.partial_removed(str(removed))
             # Planned under the lock: a warmup that ran meanwhile may have copied files.
-            dests = [plan.dest_for(settings.cache_path, f) for f in expansion.files]
-            steps = plan.plan(expansion.files, settings.cache_path, existing_copies(dests))
-            report.files = records_for(settings, entries, expansion, steps)
+            dests = [plan.dest_for(settings.cache_path, f) for f in expanded.files]
+            steps = plan.plan(expanded.files, settings.cache_path, existing_copies(dests))
+            report.files = records_for(settings, entries, expanded.expansion, steps)
             mtimes = {str(s.dest): s.file.mtime_ns for s in steps}
             _Run(settings, report, mtimes, cancel, progress).execute()
         else:  # stopped while another warmup held the lock: nothing was touched
@@ -122,6 +124,7 @@ def records_for(
                 size=s.file.size,
                 status="hit" if s.action == "hit" else "pending",
                 line=s.file.entry.origin,
+                auto=s.file.entry.auto,
             )
         )
     unmatched = set(expansion.unmatched)

@@ -17,7 +17,8 @@ Schema (``version`` 1)::
       "models_path": "/workspace/ComfyUI/models",
       "cache_path": "/root/fast_cache",
       "files": [FileRecord, ...],       # in config priority order
-      "totals": {...}                   # see Totals
+      "totals": {...},                  # see Totals
+      "auto": {...} | null              # what @auto stood for; null without an @auto line
     }
 
 FileRecord: ``type`` (first path component, e.g. "checkpoints"), ``name`` (path below the
@@ -26,8 +27,14 @@ type dir), ``source``/``dest`` (absolute), ``size`` (bytes, source size), ``stat
 ``error`` (message or null), ``line`` ("file:line" of the config entry), ``source_opens``
 (how many times the copier has opened the *source* file so far; written before each open,
 so a watcher that sees an open of a volume file can tell the copier's opens from
-ComfyUI's).  A config line that matches nothing appears once with status "missing", its
-``name`` the pattern as written and ``size`` 0.
+ComfyUI's), ``auto`` (true for a file the ``@auto`` line chose).  A config line that
+matches nothing appears once with status "missing", its ``name`` the pattern as written and
+``size`` 0.
+
+``auto``: ``line`` ("file:line"), ``models`` (models the journals hold in the window),
+``candidates`` (of those, on the volume and not listed by other lines), ``files`` and
+``bytes`` (chosen), ``left_out`` (candidates over the budget), ``dropped`` (per reason) and
+``skipped_lines`` (journal lines skipped: torn, corrupt, future).
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ class FileRecord:
     error: str | None = None
     line: str = ""
     source_opens: int = 0
+    auto: bool = False
 
 
 @dataclass
@@ -115,6 +123,7 @@ class Report:
     finished_at: float | None = None
     files: list[FileRecord] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
+    auto: dict[str, Any] | None = None
     version: int = REPORT_VERSION
 
     def to_json(self) -> str:
