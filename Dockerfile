@@ -44,7 +44,9 @@ RUN ln -s /opt/comfy-init/bin/comfy-init /usr/local/bin/comfy-init \
 # ComfyUI's HTTP port and the metrics sidecar (/metrics, /healthz, /readyz).
 EXPOSE 8188 9188
 # The sidecar answers /healthz once supervisord runs; a blocking warmup comes first, so the
-# start period covers a long warmup (a success ends it early).
+# start period covers a long warmup (a success ends it early).  /healthz needs no password;
+# with TLS in METRICS_WEB_CONFIG the port speaks HTTPS only (plain HTTP gets 400), hence the
+# second try (-k: loopback, the certificate names the pod's public address).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=1h --retries=3 \
-  CMD ["/bin/sh", "-c", "curl -fsS -o /dev/null http://127.0.0.1:${METRICS_PORT:-9188}/healthz || exit 1"]
+  CMD ["/bin/sh", "-c", "curl -fs -o /dev/null http://127.0.0.1:${METRICS_PORT:-9188}/healthz || curl -fsSk -o /dev/null https://127.0.0.1:${METRICS_PORT:-9188}/healthz || exit 1"]
 ENTRYPOINT ["/init"]

@@ -2,8 +2,9 @@
 
 1. (``cli`` already installed the stop-signal handlers, before any other import.)
 2. RunPod's conventions: ``PUBLIC_KEY`` checked, ``/pre_start.sh`` run, SSH / JupyterLab
-   set up (``runpod_conventions``).  Render + check the supervisord config, so a bad
-   setting fails in a second, not after a long warmup.
+   set up (``runpod_conventions``).  The metrics port's web config is checked and the
+   supervisord config rendered + checked, so a bad setting fails in a second, not after a
+   long warmup.
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
@@ -43,6 +44,7 @@ from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
 from comfy_init.runpod_conventions import hooks, pod, ssh
 from comfy_init.settings import Settings
+from comfy_init.sidecar import web_config
 from comfy_init.supervisord import comfyui_keeper, programs, rpc, update
 from comfy_init.supervisord import config as supervisord_config
 from comfy_init.usage import auto
@@ -73,6 +75,8 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
         programs.check_comfyui_present(settings)
         return _warmup_only(settings, reaper, wakeup)
 
+    if settings.metrics and settings.metrics_web_config is not None:
+        web_config.load(settings.metrics_web_config)  # a bad file stops us here, not later
     # A bad key fails now, not at login (unless SSH=0: then PUBLIC_KEY is not used).
     keys = ssh.parse_public_keys(settings.public_key if settings.ssh != "0" else "")
     pre = hooks.run_hook(

@@ -46,6 +46,9 @@ class Settings:
     metrics: bool
     metrics_port: int
     metrics_addr: str
+    metrics_web_config: Path | None
+    metrics_read_timeout: float
+    metrics_max_requests: int
     watchdog: bool
     watchdog_interval: float
     watchdog_failures: int

@@ -29,7 +29,7 @@ from prometheus_client.registry import CollectorRegistry
 from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.settings import Settings
-from comfy_init.sidecar import download_return, families
+from comfy_init.sidecar import download_return, families, web_config
 from comfy_init.sidecar.cache_source import CacheSource
 from comfy_init.sidecar.collector import SidecarCollector, Source
 from comfy_init.sidecar.endpoints import Server
@@ -120,10 +120,14 @@ class Sidecar:
 
     # --- life cycle
     def start(self) -> None:
-        """Bind the port (raises OSError if taken), then start every loop."""
+        """Read the web config (ConfigError if bad), bind the port (OSError if taken), then
+        start every loop."""
+        path = self.settings.metrics_web_config
+        web = web_config.load(path) if path is not None else None
         self.server = Server(
             self.settings.metrics_addr, self.settings.metrics_port, self.registry,
-            self.health, self.ready,
+            self.health, self.ready, read_timeout=self.settings.metrics_read_timeout,
+            max_requests=self.settings.metrics_max_requests, web=web,
         )  # fmt: skip
         self.counter.baseline(self._read_report())
         self.prober.round()
@@ -144,6 +148,8 @@ class Sidecar:
             "metrics_serving",
             addr=self.settings.metrics_addr,
             port=self.server.server_address[1],
+            tls=web is not None and web.tls is not None,
+            basic_auth=web is not None and bool(web.users),
             watchdog=self.settings.watchdog,
             writeback=self.settings.writeback,
         )
