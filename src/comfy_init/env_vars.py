@@ -4,22 +4,21 @@ An ``EnvVar`` carries the variable's name, the ``Settings`` field it sets, its k
 range and the words for them, ``env_values``), its typed default and its meaning.
 ``settings.from_env`` loops over ``ENV_VARS``; the README's "Configuration" table is
 ``readme_table()`` (``tests/test_docs.py`` keeps them equal; ``UPDATE_README=1`` rewrites
-the README's copy).  A new variable is one entry here and its field in ``Settings``.
+the README's copy).  A new variable is one entry here (RunPod's conventions: in
+``runpod_conventions/variables.py``) and its field in ``Settings``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from comfy_init import logs
 from comfy_init.env_values import (
     AbsolutePath,
     Choice,
+    EnvVar,
     Flag,
-    Kind,
     OptionalPath,
     Seconds,
     ShellArgs,
@@ -27,8 +26,7 @@ from comfy_init.env_values import (
     Whole,
     markdown,
 )
-
-T = TypeVar("T")
+from comfy_init.runpod_conventions.variables import RUNPOD_VARS
 
 MIB = 1024 * 1024
 DAY = 86400.0
@@ -36,24 +34,6 @@ DAY = 86400.0
 WARMUP_CONFIG_NAME = "warmup_models.conf"
 DIRECTORY = AbsolutePath("a directory path")
 PORT = Whole(1, 65535, noun="a port number")
-
-
-@dataclass(frozen=True)
-class EnvVar(Generic[T]):
-    name: str
-    field: str  # the Settings field it sets
-    kind: Kind[T]
-    default: T  # in the variable's own unit, as the user writes it
-    meaning: str  # Markdown, one line of the README table
-
-    @property
-    def default_text(self) -> str:
-        return self.kind.show(self.default)
-
-    def read(self, environ: Mapping[str, str]) -> Any:
-        """The field's value; ValueError if the variable is set to something its kind refuses."""
-        text = environ.get(self.name)
-        return self.kind.setting(self.default if text is None else self.kind.parse(text))
 
 
 # Order is the README table's order.
@@ -232,6 +212,29 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         "bind address of the metrics sidecar",
     ),
     EnvVar(
+        "METRICS_WEB_CONFIG",
+        "metrics_web_config",
+        OptionalPath("a file path"),
+        None,
+        "web config file of the metrics port in Prometheus' exporter-toolkit format "
+        "(`basic_auth_users`, `tls_server_config`); empty: plain HTTP, no password",
+    ),
+    EnvVar(
+        "METRICS_READ_TIMEOUT",
+        "metrics_read_timeout",
+        Seconds(0.1, 300),
+        5.0,
+        "seconds a client of the metrics port has to send its request (TLS handshake "
+        "included) before it is dropped",
+    ),
+    EnvVar(
+        "METRICS_MAX_REQUESTS",
+        "metrics_max_requests",
+        Whole(1, 10000),
+        40,
+        "requests the metrics port serves at once; beyond that it answers 503",
+    ),
+    EnvVar(
         "WATCHDOG",
         "watchdog",
         Flag(),
@@ -285,6 +288,7 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         "auto",
         "`auto`: console on a terminal, else JSON",
     ),
+    *RUNPOD_VARS,
 )
 
 # The defaults as the variables' text (what an unset variable stands for).

@@ -21,6 +21,7 @@ from comfy_init.readahead import report, startlist
 from comfy_init.readahead.recorder import Recording
 from comfy_init.readahead.replay import Replay
 from comfy_init.readahead.trace import Seen
+from comfy_init.settings import Settings
 from comfy_init.warmup.copier import RateLimiter
 
 log = logs.get_logger("readahead")
@@ -69,6 +70,19 @@ class Session:
         else:
             session.recording.discard()
         return session
+
+    @classmethod
+    def of(cls, settings: Settings) -> Session:
+        """This start's readahead, begun."""
+        return cls.begin(
+            Options(
+                comfyui_path=settings.comfyui_path,
+                report_path=settings.readahead_report_path,
+                trace_dir=settings.readahead_trace_dir,
+                enabled=settings.readahead,
+                max_bytes_per_second=settings.warmup_max_bytes_per_second,
+            )
+        )
 
     def environment(self, inherited_pythonpath: str | None) -> dict[str, str]:
         """ComfyUI's extra environment: the recording hook (nothing when turned off)."""
