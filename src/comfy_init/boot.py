@@ -94,6 +94,13 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
                 exc_info=None if isinstance(finished.error, ComfyInitError) else finished.error,
                 effect="ComfyUI starts anyway and reads models from the volume",
             )
+        elif finished.value is not None and finished.value.config_problems():
+            log.error(
+                "warmup_skipped_lines",
+                problems=finished.value.config_problems(),
+                effect="ComfyUI starts; those models load from where ComfyUI finds them, "
+                "everything else was warmed",
+            )
     # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it be.
     write_model_paths(settings)
 
@@ -185,6 +192,9 @@ def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
         raise finished.error
     report = finished.value
     write_model_paths(settings)
+    problems = report.config_problems() if report is not None else []
+    if problems:
+        raise ConfigError(problems)
     incomplete = report is not None and (report.totals.failed or report.totals.skipped_space)
     code = EXIT_WARMUP_INCOMPLETE if incomplete else EXIT_OK
     log.info("exiting", code=code, reason="warmup-only")
@@ -198,10 +208,11 @@ def _interrupted(signum: int, during: str) -> int:
 
 
 def config_entries(settings: Settings) -> list[Entry]:
-    """The warmup config's entries; none when there is no usable config (ComfyUI still
-    starts, and then reads every model from the volume)."""
+    """The warmup config's good entries (a bad line is left out: the warmup reports it);
+    none when there is no readable config (ComfyUI still starts, and then reads every
+    model from the volume)."""
     try:
-        return lines.load(lines.locate(settings, None))
+        return lines.load_lines(lines.locate(settings, None)).entries
     except ConfigError as exc:
         log.info("model_paths_without_config", reason=str(exc))
         return []

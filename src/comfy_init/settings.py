@@ -56,6 +56,12 @@ class Settings:
     def models_path(self) -> Path:
         return self.comfyui_path / "models"
 
+    @property
+    def user_model_paths_path(self) -> Path:
+        """The user's own extra_model_paths.yaml, which ComfyUI always loads: read, never
+        written."""
+        return self.comfyui_path / "extra_model_paths.yaml"
+
     # Runtime files, all under RUN_DIR (local disk): named here and nowhere else.
     @property
     def report_path(self) -> Path:

@@ -36,11 +36,30 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Skip:
+    """A config line, or one file a line matched, left out of the warmup, and why."""
+
+    origin: str  # "file:line" of the config line
+    text: str  # the line as written
+    reason: str  # one of SKIP_REASONS
+    message: str  # "file:line: warmup config line '...' <what is wrong> (<what to do>)"
+
+
+# Why a line or a file is skipped: the line itself is malformed or leaves the models folder;
+# a symlink leads outside the folders a model may be read from; a symlink loops.
+SKIP_REASONS: tuple[str, ...] = ("invalid", "link_outside", "link_loop")
+
+
+@dataclass(frozen=True)
 class Lines:
-    """A config text read line by line: the good entries and, per bad line, its problem."""
+    """A config text read line by line: the good entries and, per bad line, a ``Skip``."""
 
     entries: list[Entry]  # config order
-    problems: list[str]  # "file:line: warmup config line '...' <what is wrong> (<what to do>)"
+    skipped: list[Skip]  # config order
+
+    @property
+    def problems(self) -> list[str]:
+        return [s.message for s in self.skipped]
 
 
 def has_wildcard(component: str) -> bool:
@@ -95,7 +114,7 @@ def _line_problem(line: str) -> str | None:
 def read(text: str, origin_file: str) -> Lines:
     """Every line of a config text, a bad one reported without hiding the others."""
     entries: list[Entry] = []
-    problems: list[str] = []
+    skipped: list[Skip] = []
     # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
     for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
@@ -105,11 +124,12 @@ def read(text: str, origin_file: str) -> Lines:
         origin = f"{origin_file}:{number}"
         problem = _line_problem(line)
         if problem is not None:
-            problems.append(f"{origin}: warmup config line {line!r} {problem}")
+            message = f"{origin}: warmup config line {line!r} {problem}"
+            skipped.append(Skip(origin, line, "invalid", message))
             continue
         type_, _, pattern = line.partition("/")
         entries.append(Entry(type=type_, pattern=pattern, origin=origin))
-    return Lines(entries=entries, problems=problems)
+    return Lines(entries=entries, skipped=skipped)
 
 
 def parse(text: str, origin_file: str) -> list[Entry]:
@@ -121,9 +141,18 @@ def parse(text: str, origin_file: str) -> list[Entry]:
 
 
 def load(path: Path) -> list[Entry]:
-    """Read and parse the config file at ``path``."""
+    """Read and parse the config file at ``path`` (ConfigError lists every bad line)."""
+    return parse(_text(path), str(path))
+
+
+def load_lines(path: Path) -> Lines:
+    """Read the config file at ``path``: its good lines, and a ``Skip`` per bad one."""
+    return read(_text(path), str(path))
+
+
+def _text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"warmup config {path}: file not found (create it, or set WARMUP_CONFIG)"
@@ -132,7 +161,6 @@ def load(path: Path) -> list[Entry]:
         raise ConfigError(
             f"warmup config {path}: cannot be read: {exc} (make it a readable UTF-8 text file)"
         ) from None
-    return parse(text, str(path))
 
 
 def locate(settings: Settings, explicit: str | None) -> Path:

@@ -4,9 +4,12 @@ It never writes ComfyUI's ``extra_model_paths.yaml``: that file has one writer
 (``comfyui/model_paths.write``), called by the commands that run a warmup.
 
 Per-file problems never raise: a file that fails or does not fit is recorded in the report
-(``warmup/report.py``) and the rest goes on.  A bad config raises ``ConfigError`` before
-anything is copied.  ``cancel`` stops the run within seconds: temp files are removed and the
-unfinished files are marked ``interrupted``.
+(``warmup/report.py``) and the rest goes on.  So does a bad config line, a symlink leading
+out of the volume, a bad part of the user's ``extra_model_paths.yaml``: each is left out,
+logged and listed in the report (``skipped``, ``user_yaml_problems``), the rest is warmed.
+Only a config file that cannot be found or read raises ``ConfigError``, before anything.
+``cancel`` stops the run within seconds: temp files are removed and the unfinished files are
+marked ``interrupted``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
-from comfy_init.warmup.report import FileRecord, FileStatus, Report
+from comfy_init.warmup.report import FileRecord, FileStatus, Report, SkippedLine
 
 SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
 REPORT_EVERY_SECONDS = 1.0
@@ -42,8 +45,10 @@ SPACE_FRESH_SECONDS = 0.5  # how long a free-space answer is trusted for files t
 def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
     """Warm the cache; the returned report says what happened to every file."""
     path = lines.locate(settings, config)
-    entries = lines.load(path)
-    expansion = expand(entries, SearchPath.of(settings))
+    config_lines = lines.load_lines(path)
+    entries = config_lines.entries
+    search = SearchPath.of(settings)
+    expansion = expand(entries, search)
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:
             needed.mkdir(parents=True, exist_ok=True)
@@ -60,7 +65,10 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         config=str(path),
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
+        skipped=skipped_lines([*config_lines.skipped, *expansion.skipped]),
+        user_yaml_problems=list(search.problems),
     )
+    progress.problems(report)
     with lock.hold(settings.warmup_lock_path, cancel) as held:
         if held:
             for removed in remove_partials(settings.cache_path):
@@ -76,6 +84,18 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
             report.finished_at = time.time()
     progress.finished(report)
     return report
+
+
+def skipped_lines(skips: Sequence[lines.Skip]) -> list[SkippedLine]:
+    """The report's records of skipped lines, in config order (bad lines are found when
+    reading, refused links when expanding)."""
+
+    def line_number(skip: lines.Skip) -> int:
+        number = skip.origin.rpartition(":")[2]
+        return int(number) if number.isdigit() else 0
+
+    ordered = sorted(skips, key=line_number)  # stable: a line's own skips keep their order
+    return [SkippedLine(s.origin, s.text, s.reason, s.message) for s in ordered]
 
 
 def existing_copies(dests: Sequence[Path]) -> dict[Path, plan.CacheEntry | None]:

@@ -1,10 +1,11 @@
-"""``comfy-init warmup --list`` and ``--status``: what each config line expands to and what
-the cache holds (cached, stale, missing, extra; sizes, free space, page-cache residency), as
-data for ``--json`` and as text tables."""
+"""``comfy-init warmup --list`` and ``--status``: what each config line expands to, where each
+file was found, what was skipped and why, and what the cache holds (cached, stale, missing,
+extra; sizes, free space, page-cache residency), as data for ``--json`` and as text tables."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ def _cache_state(f: ModelFile, cached: plan.CacheEntry | None) -> str:
 
 
 def listing(settings: Settings, config: str | None) -> dict[str, Any]:
-    """Each config line, what it expands to, size, on the volume, cached (hit/stale/absent)."""
+    """Each config line, what it expands to, where each file was found, size, cached
+    (hit/stale/absent); the lines skipped and the problems of the user's YAML."""
     path = lines.locate(settings, config)
-    entries = lines.load(path)
-    exp = expand(entries, SearchPath.of(settings))
+    config_lines = lines.load_lines(path)
+    entries = config_lines.entries
+    search = SearchPath.of(settings)
+    exp = expand(entries, search)
     dests = {f: plan.dest_for(settings.cache_path, f) for f in exp.files}
     cached = engine.existing_copies(list(dests.values()))
     unmatched = set(exp.unmatched)
@@ -38,6 +42,7 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
                 "name": f.name,
                 "size": f.size,
                 "source": str(f.source),
+                "found_in": str(f.folder),
                 "dest": str(dests[f]),
                 "on_volume": True,
                 "cache": _cache_state(f, cached[dests[f]]),
@@ -58,6 +63,8 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
         "models_path": str(settings.models_path),
         "cache_path": str(settings.cache_path),
         "entries": out,
+        "skipped": [asdict(s) for s in engine.skipped_lines([*config_lines.skipped, *exp.skipped])],
+        "user_yaml_problems": list(search.problems),
     }
 
 
@@ -65,7 +72,7 @@ def status(settings: Settings, config: str | None) -> dict[str, Any]:
     """The cache: per configured model cached/stale/missing, files not in the config
     (extra), sizes, free space, page-cache residency."""
     path = lines.locate(settings, config)
-    exp = expand(lines.load(path), SearchPath.of(settings))
+    exp = expand(lines.load_lines(path).entries, SearchPath.of(settings))
     files: list[dict[str, Any]] = []
     configured: set[Path] = set()
     for f in exp.files:
@@ -138,7 +145,7 @@ def human(n: int | None) -> str:
 def listing_text(data: dict[str, Any]) -> str:
     rows = [
         f"config: {data['config']}",
-        f"{'LINE':<8} {'ENTRY / FILE':<56} {'SIZE':>9}  VOLUME  CACHE",
+        f"{'LINE':<8} {'ENTRY / FILE':<56} {'SIZE':>9}  VOLUME  CACHE   FOUND IN",
     ]
     for e in data["entries"]:
         number = e["line"].rsplit(":", 1)[-1]
@@ -148,7 +155,11 @@ def listing_text(data: dict[str, Any]) -> str:
         rows.append(f"{number:<8} {e['entry']}" + ("" if e["files"] else "  (all listed above)"))
         for f in e["files"]:
             name = f"  {f['type']}/{f['name']}"
-            rows.append(f"{'':<8} {name:<56} {human(f['size']):>9}  yes     {f['cache']}")
+            rows.append(
+                f"{'':<8} {name:<56} {human(f['size']):>9}  yes     {f['cache']:<7} {f['found_in']}"
+            )
+    rows += [f"skipped: {s['error']}" for s in data["skipped"]]
+    rows += [f"not used: {p}" for p in data["user_yaml_problems"]]
     return "\n".join(rows)
 
 
