@@ -156,7 +156,8 @@ def test_a_bad_config_line_is_skipped_alone_logged_and_listed_in_the_report(
     )
     assert skipped.error.startswith(f"{conf}:2: warmup config line 'loras/../../etc/passwd'")
     on_disk = read_report(tree.run / "warmup-report.json")
-    assert on_disk is not None and on_disk.skipped == report.skipped
+    assert on_disk is not None
+    assert on_disk.skipped == report.skipped
     (logged,) = events(log_lines, "config_line_skipped")
     assert logged["line"] == f"{conf}:2"
     assert events(log_lines, "warmup_finished")[0]["skipped_lines"] == 1
