@@ -17,10 +17,10 @@ existing folder of the type's search list (``SearchPath.home``), so a folder of 
 YAML marked ``is_default``, or the only one that exists, gets it rather than
 ``ComfyUI/models``.  The copy goes to a hidden temp name beside the destination
 (``files.durable``), through the warmup's in-kernel copy (``files.kernel_copy``), is
-fsynced, gets the cache file's mtime and is then *linked* into place (``link`` fails if the name exists, so a file another pod wrote
-meanwhile is kept), falling back to a rename where hard links are not supported.  A failed
-copy is retried with a growing delay.  Temp names (``*.part``, ``*.tmp``,
-``*.comfy-init-partial``) and hidden files are never models, so never copied.
+fsynced, gets the cache file's mtime and is then *linked* into place (``link`` fails if the
+name exists, so a file another pod wrote meanwhile is kept), falling back to a rename where
+hard links are not supported.  A failed copy is retried with a growing delay.  Temp names
+(``*.part``, ``*.tmp``, ``*.comfy-init-partial``) and hidden files are never models, so never copied.
 """
 
 from __future__ import annotations
