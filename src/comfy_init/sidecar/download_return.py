@@ -20,7 +20,8 @@ YAML marked ``is_default``, or the only one that exists, gets it rather than
 fsynced, gets the cache file's mtime and is then *linked* into place (``link`` fails if the
 name exists, so a file another pod wrote meanwhile is kept), falling back to a rename where
 hard links are not supported.  A failed copy is retried with a growing delay.  Temp names
-(``*.part``, ``*.tmp``, ``*.comfy-init-partial``) and hidden files are never models, so never copied.
+(``*.part``, ``*.tmp``, ``*.comfy-init-partial``) and hidden files are never models, so never
+copied.
 """
 
 from __future__ import annotations
