@@ -78,6 +78,20 @@ METRICS: tuple[Metric, ...] = (
         "bytes",
     ),
     _m(
+        "warmup_skipped_lines",
+        "gauge",
+        "Config lines (or, of a wildcard line, single files) the last (or running) warmup left "
+        "out, by reason (invalid: a bad line; link_outside: a symlink leading outside the "
+        "volume and the model folders; link_loop); the rest was warmed.",
+        ("reason",),
+    ),
+    _m(
+        "warmup_user_yaml_problems",
+        "gauge",
+        "Parts of $COMFYUI_PATH/extra_model_paths.yaml the last (or running) warmup could not "
+        "use (ComfyUI itself fails to start on them).",
+    ),
+    _m(
         "warmup_copied_bytes",
         "gauge",
         "Bytes written to the cache by the last (or running) warmup, copies in progress included.",
