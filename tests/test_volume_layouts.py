@@ -22,7 +22,7 @@ from comfy_init.manifest.lines import parse
 from comfy_init.manifest.search_path import SearchPath
 from comfy_init.sidecar.download_return import DownloadReturn
 from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
-from comfy_init.warmup import engine
+from comfy_init.warmup import engine, listing
 from comfyui_standin.folder_paths import FolderPaths
 
 KiB = 1024
@@ -316,3 +316,28 @@ def test_an_open_in_a_folder_of_the_users_yaml_is_a_volume_open_of_that_type(
     (opened,) = [e for e in events if e.kind == "open"]
     assert (opened.location, opened.type, opened.name) == ("volume", "loras", "sub/x.safetensors")
     assert os.fspath(opened.path) == os.fspath(model)
+
+
+def test_list_shows_where_each_file_was_found_and_every_skipped_line(
+    tree: warmup_tree.Tree,
+) -> None:
+    store = tree.root / "store"
+    user_yaml(tree, f"mine:\n  loras: {store}/loras\n  vae: [a, b]\n")
+    (store / "loras").mkdir(parents=True)
+    (store / "loras" / "l.safetensors").write_bytes(b"l")
+    (tree.models / "checkpoints").mkdir()
+    (tree.models / "checkpoints" / "c.safetensors").write_bytes(b"c")
+    conf = tree.config("checkpoints/c.safetensors\nloras/../x\nloras/l.safetensors\n")
+    data = listing.listing(tree.settings(), None)
+    found = {f["name"]: f["found_in"] for e in data["entries"] for f in e["files"]}
+    assert found == {
+        "c.safetensors": str(tree.models / "checkpoints"),
+        "l.safetensors": str(store / "loras"),
+    }
+    assert [(s["line"], s["reason"]) for s in data["skipped"]] == [(f"{conf}:2", "invalid")]
+    (problem,) = data["user_yaml_problems"]
+    assert problem.startswith(f"{tree.comfyui / 'extra_model_paths.yaml'}:3: mine.vae is a list")
+    text = listing.listing_text(data).splitlines()
+    assert any(row.endswith(str(store / "loras")) and "loras/l.safetensors" in row for row in text)
+    assert f"skipped: {conf}:2: warmup config line 'loras/../x'" in "\n".join(text)
+    assert any(row.startswith("not used: ") and "mine.vae" in row for row in text)
