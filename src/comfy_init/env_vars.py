@@ -63,7 +63,8 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         "comfyui_path",
         DIRECTORY,
         Path("/workspace/ComfyUI"),
-        "ComfyUI install on the volume; models are read from `$COMFYUI_PATH/models`",
+        "ComfyUI install on the volume; models are read from `$COMFYUI_PATH/models` and the "
+        "folders its `extra_model_paths.yaml` names; its parent is the volume root",
     ),
     EnvVar(
         "CACHE_PATH",
