@@ -341,3 +341,29 @@ def test_list_shows_where_each_file_was_found_and_every_skipped_line(
     assert any(row.endswith(str(store / "loras")) and "loras/l.safetensors" in row for row in text)
     assert f"skipped: {conf}:2: warmup config line 'loras/../x'" in "\n".join(text)
     assert any(row.startswith("not used: ") and "mine.vae" in row for row in text)
+
+
+def test_an_absolute_line_inside_a_model_folder_is_read_as_its_type_and_name(
+    tree: warmup_tree.Tree,
+) -> None:
+    store = tree.root / "store"
+    user_yaml(tree, f"mine:\n  unet: {store}/diffusion\n")
+    for path in (tree.models / "loras" / "a.safetensors", store / "diffusion" / "f.safetensors"):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(path.name.encode())
+    conf = tree.config(
+        f"{tree.models}/loras/*.safetensors\n{store}/diffusion/f.safetensors\n/etc/passwd\n"
+        f"{tree.models}/../../etc/passwd\n"
+    )
+    report = engine.run(tree.settings(), config=None, cancel=threading.Event())
+    assert [(r.type, r.name, r.status, r.line) for r in report.files] == [
+        ("loras", "a.safetensors", "copied", f"{conf}:1"),
+        ("unet", "f.safetensors", "copied", f"{conf}:2"),
+    ]
+    assert (tree.cache / "unet" / "f.safetensors").read_bytes() == b"f.safetensors"
+    outside, dots = report.skipped
+    assert outside.line == f"{conf}:3"
+    assert "'/etc/passwd' is an absolute path outside the model folders" in outside.error
+    assert str(store / "diffusion") in outside.error
+    assert dots.line == f"{conf}:4"
+    assert "has a '..' component" in dots.error

@@ -33,6 +33,7 @@ from comfy_init.errors import (
 )
 from comfy_init.manifest import lines
 from comfy_init.manifest.lines import Entry
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
@@ -212,7 +213,8 @@ def config_entries(settings: Settings) -> list[Entry]:
     none when there is no readable config (ComfyUI still starts, and then reads every
     model from the volume)."""
     try:
-        return lines.load_lines(lines.locate(settings, None)).entries
+        path = lines.locate(settings, None)
+        return lines.load_lines(path, SearchPath.of(settings).anchors()).entries
     except ConfigError as exc:
         log.info("model_paths_without_config", reason=str(exc))
         return []

@@ -1,15 +1,17 @@
 """The warmup config (``warmup_models.conf``): find the file and read its lines.
 
-One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
+One ``<type>/<path>`` per line, the name ComfyUI knows a model by; ``#`` starts a comment
 (a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
-``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  Line
-order is priority.  Reading lines is pure; what a line matches on disk is
-``manifest/expand.py``'s business."""
+``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  An
+absolute path inside a model folder (``anchors``: the models folder, whose first level is
+the type, or a folder of the user's YAML, of one type) is read as the ``<type>/<path>`` it
+names there; any other absolute path is a bad line.  Line order is priority.  Reading lines
+is pure; what a line matches on disk is ``manifest/expand.py``'s business."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +113,23 @@ def _line_problem(line: str) -> str | None:
     return None
 
 
-def read(text: str, origin_file: str) -> Lines:
-    """Every line of a config text, a bad one reported without hiding the others."""
+Anchor = tuple[str, str | None]  # (absolute folder, its type; None: a tree of type folders)
+
+
+def _relative(line: str, anchors: Sequence[Anchor]) -> str | None:
+    """``<type>/<path>`` of an absolute ``line`` inside the most specific anchor, or None."""
+    best: tuple[int, str] | None = None
+    for folder, type_ in anchors:
+        root = folder.rstrip("/")
+        if line.startswith(root + "/") and (best is None or len(root) > best[0]):
+            rest = line[len(root) + 1 :]
+            best = (len(root), rest if type_ is None else f"{type_}/{rest}")
+    return None if best is None else best[1]
+
+
+def read(text: str, origin_file: str, anchors: Sequence[Anchor] = ()) -> Lines:
+    """Every line of a config text, a bad one reported without hiding the others;
+    absolute lines inside one of ``anchors`` are read relative to it."""
     entries: list[Entry] = []
     skipped: list[Skip] = []
     # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
@@ -122,12 +139,20 @@ def read(text: str, origin_file: str) -> Lines:
             continue
         line = _TRAILING_COMMENT.sub("", stripped).strip()
         origin = f"{origin_file}:{number}"
-        problem = _line_problem(line)
+        relative = _relative(line, anchors) if line.startswith("/") else line
+        if relative is None and anchors:
+            folders = ", ".join(folder for folder, _ in anchors)
+            problem: str | None = (
+                f"is an absolute path outside the model folders ({folders}) (write "
+                "<type>/<path>, or a path inside one of them)"
+            )
+        else:
+            problem = _line_problem(relative or line)
         if problem is not None:
             message = f"{origin}: warmup config line {line!r} {problem}"
             skipped.append(Skip(origin, line, "invalid", message))
             continue
-        type_, _, pattern = line.partition("/")
+        type_, _, pattern = (relative or line).partition("/")
         entries.append(Entry(type=type_, pattern=pattern, origin=origin))
     return Lines(entries=entries, skipped=skipped)
 
@@ -145,9 +170,9 @@ def load(path: Path) -> list[Entry]:
     return parse(_text(path), str(path))
 
 
-def load_lines(path: Path) -> Lines:
+def load_lines(path: Path, anchors: Sequence[Anchor] = ()) -> Lines:
     """Read the config file at ``path``: its good lines, and a ``Skip`` per bad one."""
-    return read(_text(path), str(path))
+    return read(_text(path), str(path), anchors)
 
 
 def _text(path: Path) -> str:

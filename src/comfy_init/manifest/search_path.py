@@ -98,6 +98,14 @@ class SearchPath:
         ]
         return tuple(dict.fromkeys(roots))
 
+    def anchors(self) -> list[tuple[str, str | None]]:
+        """Where an absolute config line may point (``lines.read``): the models folder (its
+        first level is the type) and each folder of the user's YAML (of its key's type)."""
+        return [
+            (str(self.models_path.absolute()), None),
+            *((str(f.path), f.key) for f in self.extra),
+        ]
+
     def user_folders(self) -> list[tuple[str, Path]]:
         """``(type as written, folder)`` of every folder of the user's YAML, each once."""
         return list(dict.fromkeys((f.key, f.path) for f in self.extra))

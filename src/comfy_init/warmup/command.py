@@ -33,6 +33,7 @@ from comfy_init.errors import (
     signal_exit_code,
 )
 from comfy_init.manifest import lines
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
 from comfy_init.warmup import engine, listing, lock
@@ -146,7 +147,9 @@ def _tally(path: Path) -> tuple[int, int]:
 
 def _write_model_paths(settings: Settings, config: str | None) -> Path:
     """Write the cache's YAML for the config's good lines (a missing config is an error)."""
-    return model_paths.write(settings, lines.load_lines(lines.locate(settings, config)).entries)
+    anchors = SearchPath.of(settings).anchors()
+    entries = lines.load_lines(lines.locate(settings, config), anchors).entries
+    return model_paths.write(settings, entries)
 
 
 def _setup_only(settings: Settings, config: str | None) -> int:

@@ -45,9 +45,9 @@ SPACE_FRESH_SECONDS = 0.5  # how long a free-space answer is trusted for files t
 def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
     """Warm the cache; the returned report says what happened to every file."""
     path = lines.locate(settings, config)
-    config_lines = lines.load_lines(path)
-    entries = config_lines.entries
     search = SearchPath.of(settings)
+    config_lines = lines.load_lines(path, search.anchors())
+    entries = config_lines.entries
     expansion = expand(entries, search)
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:

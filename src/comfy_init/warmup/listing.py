@@ -27,9 +27,9 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
     """Each config line, what it expands to, where each file was found, size, cached
     (hit/stale/absent); the lines skipped and the problems of the user's YAML."""
     path = lines.locate(settings, config)
-    config_lines = lines.load_lines(path)
-    entries = config_lines.entries
     search = SearchPath.of(settings)
+    config_lines = lines.load_lines(path, search.anchors())
+    entries = config_lines.entries
     exp = expand(entries, search)
     dests = {f: plan.dest_for(settings.cache_path, f) for f in exp.files}
     cached = engine.existing_copies(list(dests.values()))
@@ -72,7 +72,8 @@ def status(settings: Settings, config: str | None) -> dict[str, Any]:
     """The cache: per configured model cached/stale/missing, files not in the config
     (extra), sizes, free space, page-cache residency."""
     path = lines.locate(settings, config)
-    exp = expand(lines.load_lines(path).entries, SearchPath.of(settings))
+    search = SearchPath.of(settings)
+    exp = expand(lines.load_lines(path, search.anchors()).entries, search)
     files: list[dict[str, Any]] = []
     configured: set[Path] = set()
     for f in exp.files:
