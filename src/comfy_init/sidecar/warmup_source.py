@@ -41,14 +41,14 @@ def families_of(report: Report, now: float) -> list[Metric]:
     histogram = families.histogram("warmup_copy_duration_seconds")
     histogram.add_metric([], buckets, total)
 
-    reasons = [s.reason for s in report.skipped]
+    reasons = [s.reason for s in report.skipped] + ["user_yaml"] * len(report.user_yaml_problems)
     out: list[Metric] = [
         files,
         sizes,
         families.labelled(
-            "warmup_skipped_lines", (((r,), float(reasons.count(r))) for r in SKIP_REASONS)
+            "warmup_skipped_lines",
+            (((r,), float(reasons.count(r))) for r in (*SKIP_REASONS, "user_yaml")),
         ),
-        families.single("warmup_user_yaml_problems", float(len(report.user_yaml_problems))),
         families.single("warmup_copied_bytes", copied_bytes),
         histogram,
         families.single("warmup_duration_seconds", seconds),

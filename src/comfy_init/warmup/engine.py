@@ -4,10 +4,9 @@ It never writes ComfyUI's ``extra_model_paths.yaml``: that file has one writer
 (``comfyui/model_paths.write``), called by the commands that run a warmup.
 
 Per-file problems never raise: a file that fails or does not fit is recorded in the report
-(``warmup/report.py``) and the rest goes on.  So does a bad config line, a symlink leading
-out of the volume, a bad part of the user's ``extra_model_paths.yaml``: each is left out,
-logged and listed in the report (``skipped``, ``user_yaml_problems``), the rest is warmed.
-Only a config file that cannot be found or read raises ``ConfigError``, before anything.
+(``warmup/report.py``) and the rest goes on; so is a bad config line, a symlink leading off
+the volume, a bad part of the user's YAML (``skipped``, ``user_yaml_problems``).  Only a
+config file that cannot be read raises ``ConfigError``, before anything is copied.
 ``cancel`` stops the run within seconds: temp files are removed and the unfinished files are
 marked ``interrupted``.
 """
@@ -26,14 +25,14 @@ from stat import S_ISREG
 from comfy_init.errors import EnvironmentMissing
 from comfy_init.files.durable import is_partial
 from comfy_init.manifest import lines
-from comfy_init.manifest.expand import Expansion, SearchPath, expand
+from comfy_init.manifest.expand import SearchPath, expand
 from comfy_init.settings import Settings
-from comfy_init.warmup import lock, plan
+from comfy_init.warmup import lock, plan, records
 from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
-from comfy_init.warmup.report import FileRecord, FileStatus, Report, SkippedLine
+from comfy_init.warmup.report import FileStatus, Report
 
 SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
 REPORT_EVERY_SECONDS = 1.0
@@ -65,7 +64,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         config=str(path),
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
-        skipped=skipped_lines([*config_lines.skipped, *expansion.skipped]),
+        skipped=records.skipped([*config_lines.skipped, *expansion.skipped]),
         user_yaml_problems=list(search.problems),
     )
     progress.problems(report)
@@ -76,7 +75,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
             # Planned under the lock: a warmup that ran meanwhile may have copied files.
             dests = [plan.dest_for(settings.cache_path, f) for f in expansion.files]
             steps = plan.plan(expansion.files, settings.cache_path, existing_copies(dests))
-            report.files = records_for(settings, entries, expansion, steps)
+            report.files = records.files(settings, entries, expansion, steps)
             mtimes = {str(s.dest): s.file.mtime_ns for s in steps}
             _Run(settings, report, mtimes, cancel, progress).execute()
         else:  # stopped while another warmup held the lock: nothing was touched
@@ -84,18 +83,6 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
             report.finished_at = time.time()
     progress.finished(report)
     return report
-
-
-def skipped_lines(skips: Sequence[lines.Skip]) -> list[SkippedLine]:
-    """The report's records of skipped lines, in config order (bad lines are found when
-    reading, refused links when expanding)."""
-
-    def line_number(skip: lines.Skip) -> int:
-        number = skip.origin.rpartition(":")[2]
-        return int(number) if number.isdigit() else 0
-
-    ordered = sorted(skips, key=line_number)  # stable: a line's own skips keep their order
-    return [SkippedLine(s.origin, s.text, s.reason, s.message) for s in ordered]
 
 
 def existing_copies(dests: Sequence[Path]) -> dict[Path, plan.CacheEntry | None]:
@@ -122,45 +109,6 @@ def remove_partials(cache_path: Path) -> list[Path]:
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
-
-
-def records_for(
-    settings: Settings,
-    entries: Sequence[lines.Entry],
-    expansion: Expansion,
-    steps: Sequence[plan.Step],
-) -> list[FileRecord]:
-    """One record per planned file and one per unmatched line, in config order."""
-    by_entry: dict[lines.Entry, list[FileRecord]] = {}
-    for s in steps:
-        by_entry.setdefault(s.file.entry, []).append(
-            FileRecord(
-                type=s.file.type,
-                name=s.file.name,
-                source=str(s.file.source),
-                dest=str(s.dest),
-                size=s.file.size,
-                status="hit" if s.action == "hit" else "pending",
-                line=s.file.entry.origin,
-            )
-        )
-    unmatched = set(expansion.unmatched)
-    records: list[FileRecord] = []
-    for entry in entries:
-        records.extend(by_entry.pop(entry, []))
-        if entry in unmatched:
-            records.append(
-                FileRecord(
-                    type=entry.type,
-                    name=entry.pattern,
-                    source=str(settings.models_path / entry.type / entry.pattern),
-                    dest=str(settings.cache_path / entry.type / entry.pattern),
-                    size=0,
-                    status="missing",
-                    line=entry.origin,
-                )
-            )
-    return records
 
 
 class Space:

@@ -14,7 +14,7 @@ from comfy_init.files.durable import is_partial
 from comfy_init.manifest import lines
 from comfy_init.manifest.expand import ModelFile, SearchPath, expand
 from comfy_init.settings import Settings
-from comfy_init.warmup import engine, plan
+from comfy_init.warmup import engine, plan, records
 
 
 def _cache_state(f: ModelFile, cached: plan.CacheEntry | None) -> str:
@@ -63,7 +63,7 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
         "models_path": str(settings.models_path),
         "cache_path": str(settings.cache_path),
         "entries": out,
-        "skipped": [asdict(s) for s in engine.skipped_lines([*config_lines.skipped, *exp.skipped])],
+        "skipped": [asdict(s) for s in records.skipped([*config_lines.skipped, *exp.skipped])],
         "user_yaml_problems": list(search.problems),
     }
 
