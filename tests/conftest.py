@@ -1,5 +1,6 @@
-"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/), and a
-small filesystem of its own (tmpfs) for copies across filesystems."""
+"""Shared fixtures: a fake ComfyUI install running the stand-in (tests/comfyui_standin/,
+driven through tests/harness/standin.py), and a small filesystem of its own (tmpfs) for copies
+across filesystems."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_standin.harness import StandinProcess, make_comfyui_dir
 from comfyui_standin.safetensors_file import make_safetensors as _make_safetensors
+from harness.standin import StandinProcess, make_comfyui_dir
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # ``bench`` lives beside ``src``, not in the installed package
     sys.path.insert(0, str(REPO))
 
-from bench import e2e_models  # noqa: E402
+from bench.e2e import models as e2e_models  # noqa: E402
 
-from comfyui_standin.harness import StandinProcess  # noqa: E402
+from harness.standin import StandinProcess  # noqa: E402
 
 BENCH_EXTRA = ("pyfuse3", "safetensors", "numpy", "matplotlib")
 needs_bench_extra = pytest.mark.skipif(
@@ -86,10 +86,11 @@ def test_standin_tensor_load_copies_every_tensor_of_the_resolved_file(
 
 @needs_bench_extra
 def test_targets_are_judged_on_the_figures_they_name() -> None:
-    from bench.e2e_footprint import Usage, Window
-    from bench.e2e_load import Load
-    from bench.e2e_modes import BACKGROUND, SKIP, ModeRun, Timed
-    from bench.e2e_results import COLD, TARGETS, VOLUME, LoadRow, Results
+    from bench.e2e.footprint import Usage, Window
+    from bench.e2e.load import Load
+    from bench.e2e.modes import BACKGROUND, SKIP, ModeRun, Timed
+    from bench.e2e.results import COLD, TARGETS, LoadRow, Results
+    from bench.table import VOLUME
 
     mb = 1_000_000
     res = Results(machine={}, volume_shape="", cold_method="", models=[], smoke=False)
@@ -124,7 +125,7 @@ def test_targets_are_judged_on_the_figures_they_name() -> None:
 def test_smoke_run_prints_every_row_and_each_mode_serves_models_from_where_it_should(
     tmp_path: Path,
 ) -> None:
-    from bench.e2e_results import FOOTPRINT_KEYS, LOAD_KEYS, MODE_KEYS, TARGETS
+    from bench.e2e.results import FOOTPRINT_KEYS, LOAD_KEYS, MODE_KEYS, TARGETS
 
     results = tmp_path / "results"
     done = subprocess.run(

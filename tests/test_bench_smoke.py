@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # ``bench`` lives beside ``src``, not in the installed package
     sys.path.insert(0, str(REPO))
 
-from bench.results import ROW_KEYS  # noqa: E402
 from bench.slowfs.shaping import MB, Shape, Shaper  # noqa: E402
+from bench.warmup.results import ROW_KEYS  # noqa: E402
 
 needs_fuse = pytest.mark.skipif(
     os.geteuid() != 0

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pid1_harness as h
 from comfy_init import boot, settings
 from comfy_init.comfyui.model_paths import configured_types
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.pid1 import Pid1
 
 MIB = 1024 * 1024
 

@@ -29,6 +29,7 @@ from comfy_init.warmup import engine, live_report, progress
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyPool
 from comfy_init.warmup.report import FILE_STATUSES, FileRecord, Report, Totals, read_report
+from harness.polling import wait_for
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -229,15 +230,6 @@ def test_a_file_that_cannot_be_written_fails_with_its_error_and_the_rest_continu
     assert report.totals.failed == 1
 
 
-def wait_for(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
-
-
 def test_cancel_mid_copy_stops_removes_temps_and_marks_unfinished_files_interrupted(
     tree: Tree,
 ) -> None:
@@ -253,7 +245,7 @@ def test_cancel_mid_copy_stops_removes_temps_and_marks_unfinished_files_interrup
     )
     worker.start()
     try:
-        wait_for(lambda: tree.partials() != [])
+        wait_for(lambda: tree.partials() != [], 20, "a partial copy", step=0.02)
     finally:
         cancel.set()
         worker.join(30)
@@ -283,7 +275,12 @@ def test_a_second_warmup_waits_for_the_lock_and_gives_up_when_cancelled(
         worker = threading.Thread(target=lambda: box.append(warm(tree.settings(), cancel)))
         worker.start()
         try:
-            wait_for(lambda: events(log_lines, "warmup_waiting_for_lock") != [])
+            wait_for(
+                lambda: events(log_lines, "warmup_waiting_for_lock") != [],
+                20,
+                "warmup_waiting_for_lock",
+                step=0.02,
+            )
         finally:
             cancel.set()
             worker.join(30)
@@ -482,7 +479,7 @@ def test_opens_announced_while_a_write_is_under_way_share_the_next_write(
     others = [threading.Thread(target=live.opened, args=(k,)) for k in (1, 2, 3)]
     for t in others:
         t.start()
-    wait_for(lambda: all(f.source_opens == 1 for f in report.files))
+    wait_for(lambda: all(f.source_opens == 1 for f in report.files), 20, "every open", step=0.02)
     release.set()
     for t in (first, *others):
         t.join(20)

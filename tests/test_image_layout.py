@@ -30,7 +30,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from comfy_init import env_vars
-from comfyui_standin.harness import free_port, http, read_records
+from harness.loopback import free_port, http
+from harness.standin import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT: dict[str, Any] = tomllib.loads((ROOT / "image/layout.toml").read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ from comfy_init.errors import ConfigError, EnvironmentMissing
 from comfy_init.manifest.lines import Entry, parse
 from comfy_init.settings import Settings, from_env
 from comfyui_standin.folder_paths import FolderPaths
-from comfyui_standin.harness import StandinProcess
+from harness.standin import StandinProcess
 
 pytestmark = pytest.mark.timeout(60)
 

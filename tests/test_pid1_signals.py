@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import pid1_harness as h
-from comfyui_standin.harness import free_port
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.loopback import free_port
+from harness.pid1 import Pid1
 
 pytestmark = [pytest.mark.process, pytest.mark.root, pytest.mark.timeout(90)]
 

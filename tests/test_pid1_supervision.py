@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import pid1_harness as h
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.pid1 import Pid1
 
 pytestmark = [pytest.mark.process, pytest.mark.root, pytest.mark.timeout(90)]
 

@@ -8,13 +8,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from comfy_init.supervisord import rpc
+from harness.polling import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
 
@@ -38,15 +38,6 @@ command=sleep 600
 startsecs=0
 stdout_logfile={d}/sleeper.log
 """
-
-
-def wait_for(predicate: object, deadline: float, what: str) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from comfy_init.sidecar import comfyui_source
 from comfy_init.sidecar.collector import SidecarCollector, Source
 from comfy_init.sidecar.comfyui_source import Probe
 from comfy_init.supervisord.rpc import ProcessInfo
-from comfyui_standin.harness import StandinProcess, free_port
+from harness.loopback import free_port
+from harness.standin import StandinProcess
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ from comfy_init.sidecar import proc_writers
 from comfy_init.sidecar.download_return import DownloadReturn, place_no_replace
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, write_report
-from comfyui_standin.harness import free_port
+from harness.loopback import free_port
+from harness.polling import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -306,15 +306,6 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Sidecar, Path, Path]]:
         yield car, cache, volume
     finally:
         car.stop()
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def test_the_sidecar_copies_a_download_back_and_counts_it(

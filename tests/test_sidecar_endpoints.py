@@ -23,7 +23,8 @@ from comfy_init.errors import EXIT_ENVIRONMENT
 from comfy_init.sidecar.endpoints import Server
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import Report, write_report
-from comfyui_standin.harness import StandinProcess, free_port
+from harness.loopback import free_port
+from harness.standin import StandinProcess
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,20 +23,13 @@ from comfy_init.sidecar.opens import OpenCounter
 from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.warmup.report import FileRecord, Report, read_report
-from comfyui_standin.harness import StandinProcess, free_port
+from harness.loopback import free_port
+from harness.polling import wait_for
+from harness.standin import StandinProcess
 
 pytestmark = pytest.mark.timeout(90)
 
 MB = 1024 * 1024
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 class Clock:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-import pid1_harness as h
 from comfy_init.sidecar import catalog
-from comfyui_standin.harness import free_port
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.loopback import free_port
+from harness.pid1 import Pid1
 
 pytestmark = [pytest.mark.process, pytest.mark.root, pytest.mark.timeout(120)]
 

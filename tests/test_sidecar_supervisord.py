@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +29,9 @@ from comfy_init.sidecar.prober import Prober
 from comfy_init.sidecar.wiring import Sidecar
 from comfy_init.supervisord import rpc
 from comfy_init.warmup.report import FileRecord, Report, Totals, write_report
-from comfyui_standin.harness import free_port, http, read_records
+from harness.loopback import free_port, http
+from harness.polling import wait_for
+from harness.standin import read_records
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
 
@@ -61,15 +63,6 @@ stopwaitsecs=3
 stdout_logfile={run}/comfyui.log
 redirect_stderr=true
 """
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 @dataclass

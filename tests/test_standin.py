@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 
 from comfyui_standin.folder_paths import FolderPaths
-from comfyui_standin.harness import StandinProcess, make_comfyui_dir
 from comfyui_standin.safetensors_file import data_offset, read_header
+from harness.polling import wait_for
+from harness.standin import StandinProcess, make_comfyui_dir
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,14 +30,6 @@ def paths_after(base: Path, *yaml_files: tuple[Path, str]) -> FolderPaths:
         path.write_text(text)
         paths.load_yaml_file(str(path), say=lambda _line: None)
     return paths
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 def events(proc: StandinProcess, name: str) -> list[dict[str, Any]]:
@@ -450,7 +442,7 @@ def test_sigterm_kills_without_cleanup(standin: Start) -> None:
 
 def test_sigint_during_the_startup_delay_kills_before_the_port_opens(standin: Start) -> None:
     proc = standin(env={"STANDIN_STARTUP_DELAY": "60"})
-    wait_for(lambda: "ComfyUI version" in proc.output())
+    wait_for(lambda: "ComfyUI version" in proc.output(), 10, "the version line", step=0.02)
     with pytest.raises(OSError, match="refused"):
         proc.get("/system_stats", timeout=1.0)
     proc.send_signal(signal.SIGINT)
@@ -463,7 +455,7 @@ def test_ignored_sigterm_is_recorded_and_the_server_keeps_answering(standin: Sta
     proc.wait_ready()
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGINT)
-    wait_for(lambda: len(events(proc, "signal")) == 2)
+    wait_for(lambda: len(events(proc, "signal")) == 2, 10, "both signals recorded", step=0.02)
     assert proc.get("/queue")[0] == 200
     assert {e["signum"] for e in events(proc, "signal")} == {signal.SIGTERM, signal.SIGINT}
     assert all(e["ignored"] for e in events(proc, "signal"))
@@ -535,7 +527,7 @@ def test_escapee_leaves_the_session_and_survives_sigterm(standin: Start) -> None
     assert proc.get("/queue")[0] == 200
     assert _state(pid) not in {"", "Z"}
     proc.stop()
-    wait_for(lambda: _state(pid) in {"", "Z"})
+    wait_for(lambda: _state(pid) in {"", "Z"}, 10, f"pid {pid} to die", step=0.02)
 
 
 def _ignored_mask(pid: int) -> int:

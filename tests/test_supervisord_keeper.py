@@ -22,7 +22,8 @@ from comfy_init.supervisord.comfyui_keeper import (
     ComfyUIKeeper,
     next_poll,
 )
-from comfyui_standin.harness import StandinProcess
+from harness.polling import wait_for
+from harness.standin import StandinProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,14 +101,6 @@ class ScriptedSupervisord:
             if self.on_start is not None:
                 self.answer = self.on_start
         return True
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

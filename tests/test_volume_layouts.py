@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from comfy_init.sidecar.download_return import DownloadReturn
 from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.warmup import engine, listing
 from comfyui_standin.folder_paths import FolderPaths
+from harness.polling import wait_for
 
 KiB = 1024
 TYPES = (
@@ -288,13 +288,6 @@ def test_a_download_already_in_any_searched_folder_is_not_copied_again(tmp_path:
     assert (store / "loras" / "known.safetensors").read_bytes() == b"the user's copy"
 
 
-def wait_for(predicate: Callable[[], object], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.02)
-
-
 def test_an_open_in_a_folder_of_the_users_yaml_is_a_volume_open_of_that_type(
     tmp_path: Path,
 ) -> None:
@@ -310,7 +303,7 @@ def test_an_open_in_a_folder_of_the_users_yaml_is_a_volume_open_of_that_type(
         assert trees.watch_counts() == {"cache": 0, "volume": 2}
         with model.open("rb"):
             pass
-        wait_for(lambda: any(e.kind == "open" for e in events))
+        wait_for(lambda: any(e.kind == "open" for e in events), 10, "the open to be seen")
     finally:
         trees.stop()
     (opened,) = [e for e in events if e.kind == "open"]

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import pid1_harness as h
 import warmup_tree
 from comfy_init.warmup.report import read_report
-from comfyui_standin.harness import free_port
-from pid1_harness import Pid1
+from harness import boots as h
+from harness.loopback import free_port
+from harness.pid1 import Pid1
+from harness.polling import wait_for
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.process]
 
@@ -163,7 +164,7 @@ def test_start_warms_each_layout_and_comfyui_loads_every_kind_from_the_cache(
     assert report is not None
     assert [s.reason for s in report.skipped] == ["invalid", "link_outside"]
 
-    h.wait_for(lambda: _answers(metrics_port), 20, "the metrics sidecar to answer", step=0.3)
+    wait_for(lambda: _answers(metrics_port), 20, "the metrics sidecar to answer", step=0.3)
     loaded = h.http(run, "POST", "/standin/load?folder=loras&filename=n.safetensors")
     assert loaded["path"] == str(not_listed)  # not in the config: read where the YAML points
 
@@ -171,7 +172,7 @@ def test_start_warms_each_layout_and_comfyui_loads_every_kind_from_the_cache(
         key = ("comfyinit_model_opens_total", (("location", "volume"), ("type", "loras")))
         return scrape(metrics_port).get(key, 0.0)
 
-    h.wait_for(lambda: volume_opens() >= 1, 20, "the open in the user's folder to count")
+    wait_for(lambda: volume_opens() >= 1, 20, "the open in the user's folder to count")
     samples = scrape(metrics_port)
     for reason, count in (("invalid", 1), ("link_outside", 1), ("link_loop", 0), ("user_yaml", 0)):
         assert samples[("comfyinit_warmup_skipped_lines", (("reason", reason),))] == count

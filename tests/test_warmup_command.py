@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 
 from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.warmup.report import read_report
-from comfyui_standin.harness import StandinProcess
+from harness.polling import wait_for
+from harness.standin import StandinProcess
 from warmup_tree import Tree
 
 COMFY_INIT = Path(sys.executable).with_name("comfy-init")
@@ -64,15 +64,6 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         proc.communicate(timeout=10)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_stop_signal_during_warmup_removes_partial_file_and_exits_128_plus_signal(
     setup: Setup, signum: int, code: int
@@ -81,7 +72,7 @@ def test_stop_signal_during_warmup_removes_partial_file_and_exits_128_plus_signa
     setup.model("loras/next.safetensors", 1 * MiB)
     setup.config("checkpoints/big.safetensors\nloras/next.safetensors\n")
     proc = setup.start(WARMUP_MAX_MBPS="1", WARMUP_STREAMS="2")
-    wait_for(lambda: setup.partials() != [])
+    wait_for(lambda: setup.partials() != [], 30, "a partial copy", step=0.02)
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == code, err.decode()
@@ -98,7 +89,7 @@ def test_kill_9_mid_copy_leaves_only_a_hidden_temp_and_the_next_run_completes(se
     src = setup.model("checkpoints/big.safetensors", 4 * MiB)
     setup.config("checkpoints/big.safetensors\n")
     proc = setup.start(WARMUP_MAX_MBPS="1")
-    wait_for(lambda: setup.partials() != [])
+    wait_for(lambda: setup.partials() != [], 30, "a partial copy", step=0.02)
     proc.kill()
     proc.communicate(timeout=10)
     (temp,) = setup.partials()

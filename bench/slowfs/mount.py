@@ -14,16 +14,15 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bench import REPO
 from bench.slowfs.server import mount_device
 from bench.slowfs.shaping import MB, Shape
-
-REPO = Path(__file__).resolve().parents[2]
+from harness.polling import WaitTimeout, wait_for
 
 
 class SlowVolumeError(RuntimeError):
@@ -112,16 +111,21 @@ class SlowVolume:
             raise SlowVolumeError("slow volume: the FUSE server is not running")
         self._stats_seq += 1
         self._proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        seq = self._stats_seq
+
+        def fresh() -> dict[str, Any] | None:
             try:
                 doc: dict[str, Any] = json.loads(self.stats_file.read_text(encoding="utf-8"))
             except (FileNotFoundError, json.JSONDecodeError):
-                doc = {}
-            if doc.get("seq", 0) >= self._stats_seq:
-                return doc
-            time.sleep(0.01)
-        raise SlowVolumeError(f"slow volume: no stats from the FUSE server within {timeout} s")
+                return None
+            return doc if doc.get("seq", 0) >= seq else None
+
+        try:
+            return wait_for(fresh, timeout, "stats from the FUSE server", step=0.01)
+        except WaitTimeout:
+            raise SlowVolumeError(
+                f"slow volume: no stats from the FUSE server within {timeout} s"
+            ) from None
 
     def _stop(self) -> None:
         proc = self._proc

@@ -27,9 +27,11 @@ import numpy  # noqa: F401 - imported here, not inside the first timed load
 from safetensors import safe_open
 
 from bench import caches
-from bench.e2e_boot import Boot, http
-from bench.e2e_models import Model
+from bench.e2e.models import Model
 from bench.slowfs import SlowVolume
+from harness.boots import port
+from harness.loopback import http
+from harness.pid1 import Pid1
 
 LOAD_TIMEOUT = 600.0
 
@@ -90,14 +92,14 @@ def load_in_process(path: Path, served_from: str, target: Target | None = None) 
     return Load(seconds, path.stat().st_size, count, served_from, served)
 
 
-def load_via_comfyui(boot: Boot, model: Model, cache: Path) -> Load:
+def load_via_comfyui(boot: Pid1, model: Model, cache: Path) -> Load:
     """Ask ComfyUI (the stand-in) to load ``model``; where it came from is the path it
     resolved: under ``cache`` or not."""
     query = urllib.parse.urlencode(
         {"folder": model.folder, "filename": model.filename, "tensors": "1"}
     )
     started = time.perf_counter()
-    status, body = http(boot.comfyui_port, f"/standin/load?{query}", "POST", LOAD_TIMEOUT)
+    status, body = http(port(boot), f"/standin/load?{query}", method="POST", timeout=LOAD_TIMEOUT)
     seconds = time.perf_counter() - started
     if status != 200 or not isinstance(body, dict) or "tensors" not in body:
         raise RuntimeError(f"load of {model.rel} through ComfyUI: HTTP {status}: {body}")

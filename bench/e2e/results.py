@@ -1,5 +1,5 @@
 """Results of one end-to-end run: tables with ratios to a baseline of the same run, the
-issue's targets, JSON.  Pure: data in, text out.
+targets the init is held to, JSON.  Pure: data in, text out.
 
 ``LOAD_KEYS``, ``MODE_KEYS``, ``FOOTPRINT_KEYS`` and ``TARGETS`` name the rows a complete
 run has (the smoke test checks the output against them).
@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.e2e_footprint import Window
-from bench.e2e_load import Load
-from bench.e2e_modes import BACKGROUND, MODES, SKIP, ModeRun
+from bench.e2e.footprint import Window
+from bench.e2e.load import Load
+from bench.e2e.modes import BACKGROUND, MODES, SKIP, ModeRun
+from bench.table import LOCAL, VOLUME, num, row, verdict
 
-LOCAL, VOLUME = "local disk", "slow volume"
 COLD, WARM = "cold", "warm"
 MB = 1_000_000
 LOAD_KEYS = tuple(
@@ -72,7 +72,7 @@ class Results:
     # --- targets ---------------------------------------------------------------------
 
     def targets(self) -> list[tuple[str, str, bool | None]]:
-        """(target, measured, met) for each target of the issue; None: not measured."""
+        """(target, measured, met) for each target; None: not measured."""
         out: list[tuple[str, str, bool | None]] = []
         vol, cached = self.load(VOLUME, "volume", COLD), self.load(VOLUME, "cache", COLD)
         if vol and cached:
@@ -121,11 +121,11 @@ class Results:
             *self._switch_table(),
             *self._footprint_table(),
             "",
-            _row("target", "measured", "met"),
-            _row("---", "---", "---"),
+            row("target", "measured", "met"),
+            row("---", "---", "---"),
         ]
         for goal, measured, met in self.targets():
-            lines.append(_row(goal, measured, "- (smoke run)" if self.smoke else _yes(met)))
+            lines.append(row(goal, measured, verdict(met, self.smoke)))
         return "\n".join(lines) + "\n"
 
     def _loads_table(self) -> list[str]:
@@ -135,8 +135,8 @@ class Results:
             "`get_tensor` for every key; fastest of the rounds; volume: `$COMFYUI_PATH/models`, "
             "on the local-disk target a plain directory):",
             "",
-            _row("target", "read from", "page cache", "seconds", "MB/s", "vs volume, cold", "note"),
-            _row("---", "---", "---", "---:", "---:", "---:", "---"),
+            row("target", "read from", "page cache", "seconds", "MB/s", "vs volume, cold", "note"),
+            row("---", "---", "---", "---:", "---:", "---:", "---"),
         ]
         for r in self.loads:
             base = self.load(r.target, "volume", COLD)
@@ -145,13 +145,13 @@ class Results:
             note = "" if served is None else f"{served / MB:.0f} MB through FUSE; "
             note += "rounds: " + ", ".join(f"{x:.2f}" for x in r.rounds) if r.rounds else ""
             lines.append(
-                _row(
+                row(
                     r.target,
                     r.source,
                     r.page_cache,
                     f"{r.load.seconds:.2f}",
                     f"{r.load.nbytes / r.load.seconds / MB:.0f}",
-                    _num(ratio, ".1f", "x"),
+                    num(ratio, ".1f", "x"),
                     note,
                 )
             )
@@ -165,8 +165,8 @@ class Results:
             "(PID 1) until ComfyUI answers, then until each model's load (asked for as soon as "
             "ComfyUI answers) is done; in brackets the load itself and where the file came from.",
             "",
-            _row("target", "mode", "ready", "vs skip", "warmup", *names),
-            _row("---", "---", "---:", "---:", "---:", *["---:"] * len(names)),
+            row("target", "mode", "ready", "vs skip", "warmup", *names),
+            row("---", "---", "---:", "---:", "---:", *["---:"] * len(names)),
         ]
         for r in self.runs:
             skip = self.run(r.target, SKIP)
@@ -174,15 +174,15 @@ class Results:
                 f"{t.done_at:.2f} ({t.load.seconds:.2f}, {t.load.served_from})" for t in r.first
             ]
             vs = f"{r.ready - skip.ready:+.2f}" if skip else "-"
-            warmup = _num(r.warmup_seconds, ".2f")
-            lines.append(_row(r.target, r.mode, f"{r.ready:.2f}", vs, warmup, *cells))
+            warmup = num(r.warmup_seconds, ".2f")
+            lines.append(row(r.target, r.mode, f"{r.ready:.2f}", vs, warmup, *cells))
             if r.after_landing:
                 cells = [
-                    f"copy at {_num(r.landed.get(t.model), '.2f')}; then "
+                    f"copy at {num(r.landed.get(t.model), '.2f')}; then "
                     f"({t.load.seconds:.2f}, {t.load.served_from})"
                     for t in r.after_landing
                 ]
-                lines.append(_row(r.target, f"{r.mode}, once copied", "", "", "", *cells))
+                lines.append(row(r.target, f"{r.mode}, once copied", "", "", "", *cells))
         return lines
 
     def _switch_table(self) -> list[str]:
@@ -190,17 +190,15 @@ class Results:
             "",
             "**Switching**: the two largest models loaded alternately, each loaded once before.",
             "",
-            _row("target", "mode", "loads", "mean s", "max s", "from"),
-            _row("---", "---", "---:", "---:", "---:", "---"),
+            row("target", "mode", "loads", "mean s", "max s", "from"),
+            row("---", "---", "---:", "---:", "---:", "---"),
         ]
         for r in self.runs:
             if r.switches:
                 secs = [s.seconds for s in r.switches]
                 where = "/".join(sorted({s.served_from for s in r.switches}))
                 mean = f"{sum(secs) / len(secs):.3f}"
-                lines.append(
-                    _row(r.target, r.mode, str(len(secs)), mean, f"{max(secs):.3f}", where)
-                )
+                lines.append(row(r.target, r.mode, str(len(secs)), mean, f"{max(secs):.3f}", where))
         return lines
 
     def _footprint_table(self) -> list[str]:
@@ -208,8 +206,8 @@ class Results:
             "",
             "**Footprint of the init** while ComfyUI runs (slow volume, background warmup done):",
             "",
-            _row("window", "process", "RSS MB", "PSS MB", "CPU % of one core", "scrapes"),
-            _row("---", "---", "---:", "---:", "---:", "---"),
+            row("window", "process", "RSS MB", "PSS MB", "CPU % of one core", "scrapes"),
+            row("---", "---", "---:", "---:", "---:", "---"),
         ]
         for w in self.footprint():
             window = f"{w.name} ({w.seconds:.0f} s)"
@@ -217,13 +215,13 @@ class Results:
             if w.scrapes and w.scrape_p50_ms is not None and w.scrape_max_ms is not None:
                 scrapes = f"{w.scrapes}, p50 {w.scrape_p50_ms:.1f} ms, max {w.scrape_max_ms:.1f} ms"
             for u in w.usage:
-                pss = _num(u.pss / MB if u.pss else None, ".1f")
+                pss = num(u.pss / MB if u.pss else None, ".1f")
                 cpu = f"{u.cpu_percent:.2f}"
-                lines.append(_row(window, u.role, f"{u.rss / MB:.1f}", pss, cpu, scrapes))
+                lines.append(row(window, u.role, f"{u.rss / MB:.1f}", pss, cpu, scrapes))
             rss, cpu_sum = w.of("pid1", "sidecar")
             pss_sum = sum(u.pss or 0 for u in w.usage if u.role in ("pid1", "sidecar"))
             lines.append(
-                _row(
+                row(
                     window,
                     "PID 1 + sidecar",
                     f"{rss / MB:.1f}",
@@ -246,15 +244,3 @@ class Results:
             "runs": [asdict(r) for r in self.runs],
             "targets": [{"target": g, "measured": m, "met": ok} for g, m, ok in self.targets()],
         }
-
-
-def _row(*cells: str) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _yes(met: bool | None) -> str:
-    return "-" if met is None else "yes" if met else "NO"
-
-
-def _num(x: float | None, fmt: str, suffix: str = "") -> str:
-    return "-" if x is None else f"{x:{fmt}}{suffix}"

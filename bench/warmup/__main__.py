@@ -13,7 +13,7 @@ FUSE mirror of the same files with per-request latency, a per-handle and a per-m
 ``cp -r``, ``rsync -a``, ``comfy-init warmup`` and its immediate all-hits re-run, and on the
 volume the best rate of K concurrent ``dd`` readers (K from ``--readers``).  Every copy is
 checked byte for byte against its source.  The table (MB/s and ratio to ``cp`` of the same
-run, the goals of the warmup issue) is printed and written with a JSON twin to
+run, the goals the warmup is held to) is printed and written with a JSON twin to
 ``--results-dir`` (default ``bench/results/``, not tracked).
 ``--warmup-env KEY=VALUE`` passes settings to comfy-init (e.g. ``WARMUP_STREAMS=16``);
 ``--keep-copies`` leaves the copies in ``DATA_DIR/work`` for a look.
@@ -22,18 +22,16 @@ run, the goals of the warmup issue) is printed and written with a JSON twin to
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from bench import dataset
-from bench.results import LOCAL, VOLUME
-from bench.rounds import COMFY_INIT, REPO, Bench
-from bench.runs import BenchError
+from bench import outputs
+from bench.commands import COMFY_INIT, BenchError
 from bench.slowfs import MB
+from bench.table import LOCAL, VOLUME
+from bench.warmup import dataset
+from bench.warmup.rounds import Bench
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -49,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="data set and scratch space (/var/tmp/comfy-init-bench, -smoke with --smoke)",
     )
-    p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--results-dir", type=Path, default=outputs.RESULTS_DIR)
     p.add_argument("--big-count", type=int, default=None, help="large checkpoints (3)")
     p.add_argument("--big-mb", type=int, default=None, help="size of each, MB (1800)")
     p.add_argument("--small-count", type=int, default=None, help="small models (97)")
@@ -105,33 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     if not COMFY_INIT.exists():
         print(f"bench: {COMFY_INIT} is missing (run scripts/bootstrap)", file=sys.stderr)
         return 2
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(args.data_dir / ".lock", "w", encoding="ascii") as lock:
-        try:  # one run per data dir: another would rewrite the files this one is timing
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"bench: another benchmark is running in {args.data_dir} "
-                "(wait for it, or give this one its own --data-dir)",
-                file=sys.stderr,
-            )
-            return 2
-        print(f"bench: data set in {args.data_dir} ...", file=sys.stderr, flush=True)
-        files = dataset.ensure(args.data_dir / "ComfyUI", args.spec)
-        try:
+    try:
+        with outputs.data_dir_lock(args.data_dir):
+            print(f"bench: data set in {args.data_dir} ...", file=sys.stderr, flush=True)
+            files = dataset.ensure(args.data_dir / "ComfyUI", args.spec)
             results = Bench(args, files).run()
-        except BenchError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
-            return 1
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = (
-        args.results_dir
-        / f"warmup-{time.strftime('%Y%m%d-%H%M%S')}{'-smoke' if args.smoke else ''}"
-    )
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, outputs.DataDirBusy) else 1
+    stem = args.results_dir / f"warmup-{outputs.stamp()}{'-smoke' if args.smoke else ''}"
     table = results.markdown()
-    doc = {**results.as_dict(), "command": " ".join(["python -m bench.warmup", *sys.argv[1:]])}
-    stem.with_suffix(".md").write_text(table, encoding="utf-8")
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    command = " ".join(["python -m bench.warmup", *sys.argv[1:]])
+    outputs.write(stem, table, {**results.as_dict(), "command": command})
     print(table)
     print(f"bench: written {stem}.md and {stem}.json", file=sys.stderr)
     return 0

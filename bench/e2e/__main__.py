@@ -9,7 +9,7 @@ the init in a PID namespace), after ``scripts/bootstrap`` (which installs the be
 
 On plain local disk and on the slow-volume stand-in (``bench/slowfs``: a read-only FUSE
 mirror with a per-request latency, a per-handle and a per-mount rate), with real
-safetensors models (``bench/e2e_models.py``: a checkpoint, a diffusion model, a LoRA):
+safetensors models (``bench/e2e/models.py``: a checkpoint, a diffusion model, a LoRA):
 
 1. model load as ComfyUI does it (``safe_open``, ``get_tensor`` for every key) from the
    volume and from the cache, each with a cold and a warm page cache;
@@ -30,28 +30,23 @@ JSON and a PNG plot go to ``--out-dir`` (default ``bench/results/``, not tracked
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench import caches, e2e_models
-from bench.e2e_boot import BootError
-from bench.e2e_load import Load, Target, load_in_process
-from bench.e2e_modes import BACKGROUND, MODES, Options, run_mode
-from bench.e2e_plot import write_png
-from bench.e2e_results import COLD, LOCAL, VOLUME, WARM, LoadRow, Results
+from bench import REPO, caches, outputs
+from bench.commands import BenchError
+from bench.e2e import models as e2e_models
+from bench.e2e.load import Load, Target, load_in_process
+from bench.e2e.modes import BACKGROUND, MODES, Options, run_mode
+from bench.e2e.plot import write_png
+from bench.e2e.results import COLD, WARM, LoadRow, Results
 from bench.slowfs import MB, Shape, SlowVolume
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the ComfyUI stand-in lives with the tests
-from comfyui_standin.harness import make_comfyui_dir  # noqa: E402
+from bench.table import LOCAL, VOLUME
+from harness.standin import make_comfyui_dir
 
 GIB = 1024**3
 
@@ -68,7 +63,7 @@ def model_loads(
         target.cold(models)
         cold = load_in_process(target.model_path(model), "volume", target)
         if target.volume is not None and (cold.volume_bytes or 0) < model.size:
-            raise BootError(
+            raise BenchError(
                 f"cold volume load: {cold.volume_bytes} bytes came through FUSE for a "
                 f"{model.size}-byte model (the mount's page cache was not cold)"
             )
@@ -115,7 +110,7 @@ def run(args: argparse.Namespace) -> Results:
     (work / "warmup_models.conf").write_text(e2e_models.config_text(models), encoding="utf-8")
     shape = Shape(args.latency_ms / 1000, args.handle_mbps * MB, args.mount_mbps * MB)
     res = Results(
-        machine=_machine(),
+        machine=outputs.machine(),
         volume_shape=shape.describe(),
         cold_method="sync; echo 3 > /proc/sys/vm/drop_caches (slow volume: backing files then "
         "re-read, the mount's pages dropped with POSIX_FADV_DONTNEED)",
@@ -140,17 +135,6 @@ def run(args: argparse.Namespace) -> Results:
     return res
 
 
-def _machine() -> dict[str, object]:
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "load_average_at_start": os.getloadavg()[0],
-    }
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.e2e",
@@ -160,7 +144,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny models, short windows (CI)")
     p.add_argument("--gb", type=float, default=None, help="GiB of models configured (3)")
     p.add_argument("--data-dir", type=Path, default=None, help="/var/tmp/comfy-init-e2e[-smoke]")
-    p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--out-dir", type=Path, default=outputs.RESULTS_DIR)
     p.add_argument("--docs", action="store_true", help="write docs/bench/e2e.{md,json,png}")
     p.add_argument("--latency-ms", type=float, default=1.5, help="volume round trip")
     p.add_argument("--handle-mbps", type=float, default=80, help="volume MB/s per open handle")
@@ -193,28 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench: run as root (drop_caches, FUSE, PID namespaces)", file=sys.stderr)
         return 2
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(args.data_dir / ".lock", "w", encoding="ascii") as lock:
-        try:  # one run per data dir: another would rewrite the files this one is timing
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"bench: another run holds {args.data_dir}", file=sys.stderr)
-            return 2
-        try:
+    try:
+        with outputs.data_dir_lock(args.data_dir):
             results = run(args)
-        except (BootError, RuntimeError) as exc:
-            print(f"bench: {exc}", file=sys.stderr)
-            return 1
-    stem = "e2e" if args.docs else f"e2e-{time.strftime('%Y%m%d-%H%M%S')}"
+    # The harness fails as a test would, with an AssertionError (a timeout, PID 1 gone).
+    except (RuntimeError, AssertionError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, outputs.DataDirBusy) else 1
+    stem = "e2e" if args.docs else f"e2e-{outputs.stamp()}"
     stem += "-smoke" if args.smoke and not args.docs else ""
     out = args.out_dir / stem
-    out.parent.mkdir(parents=True, exist_ok=True)
     table = results.markdown()
     given = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python -m bench.e2e", *given])
-    doc = {**results.as_dict(), "command": command}
-    out.with_suffix(".md").write_text(f"`{command}`\n\n{table}", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    outputs.write(out, f"`{command}`\n\n{table}", {**results.as_dict(), "command": command})
     write_png(results, out.with_suffix(".png"))
     print(table)
     print(f"bench: written {out}.md, .json and .png", file=sys.stderr)

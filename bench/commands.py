@@ -1,5 +1,5 @@
-"""The timed runs: a copy command, ``comfy-init warmup``, K parallel readers; and the check
-that a copy holds the same bytes as its source.
+"""Timed commands (a copy command, ``comfy-init warmup`` with its environment and report),
+and the check that a copy holds the same bytes as its source.
 
 Each copy is timed from start to exit (what a user waits for); the time until ``sync``
 returns afterwards is recorded beside it, since ``comfy-init`` fsyncs every copy while
@@ -9,7 +9,6 @@ returns afterwards is recorded beside it, since ``comfy-init`` fsyncs every copy
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import time
@@ -18,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import REPO
+
+COMFY_INIT = REPO / ".venv" / "bin" / "comfy-init"
 CHUNK = 8 * 1024 * 1024
 
 
 class BenchError(RuntimeError):
-    pass
+    """A benchmark run failed (a command, a copy that differs, a setup step)."""
 
 
 @dataclass(frozen=True)
@@ -72,56 +74,6 @@ def warmup_totals(run_dir: Path) -> dict[str, Any]:
         raise BenchError(f"warmup report says state={report.get('state')!r}, expected 'done'")
     totals: dict[str, Any] = report["totals"]
     return totals
-
-
-@dataclass(frozen=True)
-class Slice:
-    path: Path
-    offset: int
-    length: int
-
-
-def reader_slices(files: list[tuple[Path, int]], budget: int, readers: int) -> list[Slice]:
-    """``readers`` disjoint byte ranges of ``files`` (path, size), about ``budget`` bytes in
-    all: reader i reads file i mod n, so every reader has its own file handle and range."""
-    n = len(files)
-    per_file = math.ceil(readers / n)
-    smallest = min(size for _, size in files)
-    length = min(budget // readers, smallest // per_file)
-    if length <= 0:
-        raise BenchError(f"parallel read: files too small for {readers} readers")
-    return [Slice(files[i % n][0], (i // n) * length, length) for i in range(readers)]
-
-
-def parallel_read(slices: list[Slice], log: Path, copy_to: Path | None = None) -> tuple[float, int]:
-    """Read every slice at once, each with its own ``dd`` process; (seconds, bytes).
-
-    With ``copy_to``, each reader writes its slice to a file of its own there and fsyncs
-    it: a parallel copy with nothing but the kernel's page copies in it."""
-    with open(log, "ab") as out:
-        start = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [
-                    "dd",
-                    f"if={s.path}",
-                    f"of={copy_to / f'slice-{i}'}" if copy_to else "of=/dev/null",
-                    "bs=1M",
-                    "iflag=skip_bytes,count_bytes",
-                    f"skip={s.offset}",
-                    f"count={s.length}",
-                    *(["conv=fsync"] if copy_to else []),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-            )
-            for i, s in enumerate(slices)
-        ]
-        codes = [p.wait() for p in procs]
-        seconds = time.perf_counter() - start
-    if any(codes):
-        raise BenchError(f"parallel read: dd exited {codes} (see {log})")
-    return seconds, sum(s.length for s in slices)
 
 
 def same_content(a: Path, b: Path) -> bool:

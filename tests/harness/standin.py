@@ -1,7 +1,7 @@
-"""Test-side helpers around the ComfyUI stand-in: a fake install, a free port, the record
-file, and ``StandinProcess`` to run the stand-in directly (not under comfy-init).
+"""The ComfyUI stand-in (``tests/comfyui_standin/``) from the outside: a fake install, its
+record file, and ``StandinProcess`` to run it directly (not under comfy-init).
 
-Not copied into the fake install; only ``STANDIN_FILES`` are.
+Only ``STANDIN_FILES`` are copied into a fake install; this module stays outside it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from comfyui_standin.folder_paths import MODEL_DIR_NAMES
+from harness.loopback import free_port, http
+from harness.polling import wait_for
 
-STANDIN_DIR = Path(__file__).resolve().parent
+STANDIN_DIR = Path(__file__).resolve().parent.parent / "comfyui_standin"
 STANDIN_FILES = (
     "main.py",
     "folder_paths.py",
@@ -42,31 +40,18 @@ def make_comfyui_dir(root: Path) -> Path:
     return root
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Events of a STANDIN_RECORD file, oldest first ([] when it does not exist yet)."""
+    """Events of a STANDIN_RECORD file, oldest first ([] when it does not exist yet); a line
+    still being written is left out."""
     try:
-        text = path.read_text(encoding="utf-8")
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
-
-
-def http(port: int, path: str, *, method: str = "GET", timeout: float = 5.0) -> tuple[int, Any]:
-    """(status, decoded JSON or None) of one request to 127.0.0.1:port."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, body = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    return status, (json.loads(body) if body else None)
+    found = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            found.append(json.loads(line))
+    return found
 
 
 class StandinProcess:
@@ -130,19 +115,20 @@ class StandinProcess:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Poll GET /system_stats until it answers; raise if the process exits or time runs out."""
-        assert self.proc is not None, "StandinProcess.start() was not called"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+        assert proc is not None, "StandinProcess.start() was not called"
+
+        def answers() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(
-                    f"stand-in exited with {self.proc.returncode} before it was ready:\n"
+                    f"stand-in exited with {proc.returncode} before it was ready:\n"
                     f"{self.output()}\n{self.errors()}"
                 )
             with contextlib.suppress(OSError):
-                if self.get("/system_stats", timeout=1.0)[0] == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"stand-in on port {self.port} not ready after {timeout}s")
+                return self.get("/system_stats", timeout=1.0)[0] == 200
+            return False
+
+        wait_for(answers, timeout, f"the stand-in on port {self.port} to answer")
 
     def wait(self, timeout: float = 20.0) -> int:
         assert self.proc is not None, "StandinProcess.start() was not called"

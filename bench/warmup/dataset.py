@@ -1,27 +1,23 @@
-"""The benchmark's model files: a few large checkpoints and many small models, made once.
+"""The warmup benchmark's data set: a few large checkpoints and many small models, made once.
 
 ``layout(spec)`` is pure: it names every file and its size (small sizes spread evenly
 around the mean, in several type folders and subfolders, as a real models tree).
 ``ensure(root, spec)`` writes the files under ``root/models`` unless a previous run left
 exactly these files there (a ``dataset.json`` stamp records the spec), so the slow part
-happens once per machine.  Content is pseudo-random (no zero pages for a filesystem to
-skip), different in every file and every block.
+happens once per machine (``bench.model_files``: pseudo-random filler, written once).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.model_files import made_before, write_filler, write_stamp
 from bench.slowfs import MB
 
 BIG_TYPES = ("checkpoints", "diffusion_models", "unet")
 SMALL_TYPES = ("loras", "vae", "embeddings", "controlnet", "upscale_models")
-BLOCK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,39 +67,17 @@ def config_text(files: list[ModelFile]) -> str:
     return "# benchmark data set: every file of every type\n" + "".join(f"{t}/**\n" for t in types)
 
 
-def _write(path: Path, size: int, seed: str) -> None:
-    rng = random.Random(seed)  # noqa: S311 - reproducible filler bytes, not secrets
-    block = bytearray(rng.randbytes(BLOCK))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        done = 0
-        while done < size:
-            block[:8] = done.to_bytes(8, "little")  # every block differs
-            n = min(BLOCK, size - done)
-            fh.write(memoryview(block)[:n])
-            done += n
-    os.replace(tmp, path)
-
-
 def ensure(root: Path, spec: Spec) -> list[ModelFile]:
     """The data set under ``root/models``, written now unless it is already there."""
     files = layout(spec)
     stamp = root / "dataset.json"
     wanted = {"spec": asdict(spec), "files": [asdict(f) for f in files]}
     models = root / "models"
-    try:
-        same = json.loads(stamp.read_text(encoding="utf-8")) == wanted and all(
-            (models / f.rel).stat().st_size == f.size for f in files
-        )
-    except (FileNotFoundError, json.JSONDecodeError):
-        same = False
-    if same:
+    if made_before(stamp, wanted, {models / f.rel: f.size for f in files}):
         return files
     stamp.unlink(missing_ok=True)
     shutil.rmtree(models, ignore_errors=True)  # no file of an older data set stays behind
     for f in files:
-        _write(models / f.rel, f.size, seed=f.rel)
-    os.sync()
-    stamp.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
+        write_filler(models / f.rel, f.size, seed=f.rel)
+    write_stamp(stamp, wanted)
     return files

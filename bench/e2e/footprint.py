@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from bench.e2e_boot import Boot, http
+from harness.loopback import http
+from harness.pid1 import Pid1
 
 ROLES = ("pid1", "supervisord", "sidecar")
 
@@ -56,7 +57,7 @@ def _memory(proc: psutil.Process) -> tuple[int, int | None]:
         return int(proc.memory_info().rss), None
 
 
-def measure(boot: Boot, name: str, seconds: float, scrape_every: float | None = None) -> Window:
+def measure(boot: Pid1, name: str, seconds: float, scrape_every: float | None = None) -> Window:
     """Watch the init's processes for ``seconds``; scrape ``/metrics`` every ``scrape_every``
     seconds meanwhile if given."""
     procs = boot.processes()
@@ -75,7 +76,7 @@ def measure(boot: Boot, name: str, seconds: float, scrape_every: float | None = 
             continue
         if now >= next_scrape:
             t0 = time.perf_counter()
-            status, _ = http(boot.metrics_port, "/metrics", timeout=5.0)
+            status, _ = http(int(boot.env["METRICS_PORT"]), "/metrics", timeout=5.0)
             if status != 200:
                 raise RuntimeError(f"footprint: scrape of /metrics answered HTTP {status}")
             latencies.append(time.perf_counter() - t0)

@@ -22,10 +22,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import e2e_footprint
-from bench.e2e_boot import Boot, boot_env, free_port, wait_for
-from bench.e2e_load import Load, Target, load_via_comfyui
-from bench.e2e_models import Model
+from bench.e2e.footprint import Window, measure
+from bench.e2e.load import Load, Target, load_via_comfyui
+from bench.e2e.models import Model
+from harness.boots import clean_env, port
+from harness.loopback import free_port, http
+from harness.pid1 import PYTHON, Pid1
+from harness.polling import wait_for
 
 SKIP, BLOCKING, BACKGROUND = "SKIP_WARMUP=1", "blocking", "background"
 MODES = (SKIP, BLOCKING, BACKGROUND)
@@ -55,7 +58,7 @@ class ModeRun:
     after_landing: list[Timed] = field(default_factory=list)
     switches: list[Load] = field(default_factory=list)
     warmup_seconds: float | None = None  # the warmup report's own wall time
-    footprint: list[e2e_footprint.Window] = field(default_factory=list)
+    footprint: list[Window] = field(default_factory=list)
     exit_code: int | None = None
 
 
@@ -74,8 +77,8 @@ class Options:
 class LandingWatch:
     """Polls the warmup report; remembers when each file first showed as in the cache."""
 
-    def __init__(self, report: Path, boot: Boot) -> None:
-        self.report, self.boot = report, boot
+    def __init__(self, report: Path, run: Pid1) -> None:
+        self.report, self.run = report, run
         self.landed: dict[str, float] = {}
         self.state: str | None = None
         self.seconds: float | None = None
@@ -94,7 +97,7 @@ class LandingWatch:
         while not self._stop.wait(0.05):
             with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
                 doc = json.loads(self.report.read_text(encoding="utf-8"))
-                now = self.boot.since_start()
+                now = self.run.since_start()
                 for f in doc["files"]:
                     if f["status"] in LANDED:
                         self.landed.setdefault(f"{f['type']}/{f['name']}", now)
@@ -103,10 +106,10 @@ class LandingWatch:
 
 
 def env_for(target: Target, mode: str, cache: Path, run_dir: Path, opts: Options) -> dict[str, str]:
-    return boot_env(
+    return clean_env(
         {
             "COMFYUI_PATH": str(target.comfyui),
-            "COMFYUI_PYTHON": str(Path(__file__).resolve().parents[1] / ".venv/bin/python"),
+            "COMFYUI_PYTHON": str(PYTHON),
             "COMFYUI_PORT": str(free_port()),
             "COMFYUI_ARGS": "--listen 127.0.0.1",
             "CACHE_PATH": str(cache),
@@ -123,6 +126,19 @@ def env_for(target: Target, mode: str, cache: Path, run_dir: Path, opts: Options
     )
 
 
+def wait_ready(run: Pid1, timeout: float) -> float:
+    """Seconds from the spawn until ComfyUI answers ``GET /system_stats``."""
+
+    def answered() -> float | None:
+        run._fail_if_exited("ComfyUI to answer /system_stats")
+        with contextlib.suppress(OSError):
+            if http(port(run), "/system_stats", timeout=1.0)[0] == 200:
+                return run.since_start()
+        return None
+
+    return wait_for(answered, timeout, "ComfyUI to answer /system_stats", step=0.01)
+
+
 def run_mode(target: Target, mode: str, models: list[Model], opts: Options) -> ModeRun:
     tag = f"{target.name.split()[-1]}-{mode.split('=', maxsplit=1)[0].lower()}"
     cache = opts.work / f"{tag}-cache"
@@ -132,17 +148,17 @@ def run_mode(target: Target, mode: str, models: list[Model], opts: Options) -> M
     t0 = time.perf_counter()
     target.cold(models)
     cold_s = time.perf_counter() - t0
-    boot = Boot(env_for(target, mode, cache, run_dir, opts), opts.work / f"{tag}-logs")
+    boot = Pid1(opts.work / f"{tag}-logs", env_for(target, mode, cache, run_dir, opts))
     try:
         boot.start()
         with LandingWatch(run_dir / "warmup-report.json", boot) as watch:
-            run = ModeRun(target.name, mode, boot.wait_ready(opts.ready_timeout), str(cache))
+            run = ModeRun(target.name, mode, wait_ready(boot, opts.ready_timeout), str(cache))
             for m in models:
                 load = load_via_comfyui(boot, m, cache)
                 run.first.append(Timed(m.rel, boot.since_start(), load))
             if mode != SKIP:
                 wait_for(
-                    lambda: watch.seconds,
+                    lambda: watch.seconds is not None,
                     opts.ready_timeout,
                     "the warmup to finish (warmup report)",
                     step=0.05,
@@ -161,9 +177,9 @@ def run_mode(target: Target, mode: str, models: list[Model], opts: Options) -> M
             run.switches.append(load_via_comfyui(boot, pair[i % 2], cache))
         if opts.idle_seconds > 0:
             time.sleep(opts.settle_seconds)
-            run.footprint.append(e2e_footprint.measure(boot, "idle", opts.idle_seconds))
+            run.footprint.append(measure(boot, "idle", opts.idle_seconds))
         if opts.scrape_seconds > 0:
-            window = e2e_footprint.measure(boot, "scraped 1/s", opts.scrape_seconds, 1.0)
+            window = measure(boot, "scraped 1/s", opts.scrape_seconds, 1.0)
             run.footprint.append(window)
         done = boot.since_start()
         run.exit_code = boot.stop()
@@ -177,5 +193,5 @@ def run_mode(target: Target, mode: str, models: list[Model], opts: Options) -> M
         )
         return run
     finally:
-        boot.kill()
+        boot.close()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -8,15 +8,17 @@ copy starts from a cold page cache (``cold``) and is checked byte for byte after
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from bench import caches, dataset
-from bench.results import (
+from bench import caches
+from bench.commands import COMFY_INIT, BenchError, differing, timed, warmup_env, warmup_totals
+from bench.outputs import machine
+from bench.slowfs import MB, Shape, SlowVolume
+from bench.warmup import dataset
+from bench.warmup.readers import parallel_read, reader_slices
+from bench.warmup.results import (
     CP,
     LOCAL,
     PARALLEL,
@@ -29,19 +31,6 @@ from bench.results import (
     Row,
     best_rows,
 )
-from bench.runs import (
-    BenchError,
-    differing,
-    parallel_read,
-    reader_slices,
-    timed,
-    warmup_env,
-    warmup_totals,
-)
-from bench.slowfs import MB, Shape, SlowVolume
-
-REPO = Path(__file__).resolve().parents[1]
-COMFY_INIT = REPO / ".venv" / "bin" / "comfy-init"
 
 
 class Bench:
@@ -174,7 +163,7 @@ class Bench:
             handle_rate=self.args.handle_mbps * MB,
             mount_rate=self.args.mount_mbps * MB,
         )
-        res = Results(machine=_machine(), volume_shape=shape.describe(), smoke=self.args.smoke)
+        res = Results(machine=machine(), volume_shape=shape.describe(), smoke=self.args.smoke)
         res.extra["data_set"] = {"files": len(self.files), "bytes": self.nbytes}
         res.extra["warmup_env"] = self.extra
         res.extra["rounds"] = self.args.repeat
@@ -198,13 +187,3 @@ def _server_note(before: dict[str, int], after: dict[str, int]) -> str:
         f"volume: {reads} reads of {size // 1024} KiB, peak {after['max_inflight_reads']} "
         f"in flight, server CPU {cpu:.1f} s"
     )
-
-
-def _machine() -> dict[str, object]:
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    }

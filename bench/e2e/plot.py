@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.e2e_modes import BACKGROUND, MODES
-from bench.e2e_results import LOCAL, VOLUME, Results
+from bench.e2e.modes import BACKGROUND, MODES
+from bench.e2e.results import Results
+from bench.table import LOCAL, VOLUME
 
 COLOURS = {"SKIP_WARMUP=1": "#c0504d", "blocking": "#4f81bd", "background": "#9bbb59"}
 LANDED_COLOUR = "#2e7d32"

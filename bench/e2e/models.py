@@ -6,25 +6,22 @@ and a LoRA (the rest), each cut into tensors of a few sizes the way real checkpo
 ``root/models`` unless a previous run left exactly these files (a stamp records the plan).
 
 A file is valid safetensors: 8-byte little-endian header length, a JSON header padded with
-spaces to 8 bytes, then each tensor's bytes at its ``data_offsets``.  Content is
-pseudo-random, different in every block of every file, so no filesystem can skip zeros and
-a copy that moves a block reads differently.
+spaces to 8 bytes, then each tensor's bytes at its ``data_offsets``; the tensors' bytes are
+``bench.model_files`` filler.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import random
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.model_files import made_before, write_filler, write_stamp
+
 MIB = 1024 * 1024
 # Tensor sizes cycled through a model (bytes): norms and biases, attention, MLP, embeddings.
 TENSOR_SIZES = (64 * 1024, 2 * MIB, 8 * MIB, 24 * MIB, 4 * MIB, 512 * 1024)
-BLOCK = 4 * MIB
 
 
 @dataclass(frozen=True)
@@ -100,36 +97,16 @@ def write_model(path: Path, model: Model) -> None:
     """Write ``model`` to ``path`` (through a temp name, so a half file is never seen)."""
     header = model.header()
     data = sum(t.nbytes for t in model.tensors)
-    seed = int.from_bytes(hashlib.sha256(model.rel.encode()).digest()[:8], "little")
-    block = bytearray(random.Random(seed).randbytes(BLOCK))  # noqa: S311 - filler, not secrets
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<Q", len(header)))
-        fh.write(header)
-        done = 0
-        while done < data:
-            block[:16] = struct.pack("<QQ", seed, done)  # every block of every file differs
-            n = min(BLOCK, data - done)
-            fh.write(memoryview(block)[:n])
-            done += n
-    os.replace(tmp, path)
+    write_filler(path, data, seed=model.rel, prefix=struct.pack("<Q", len(header)) + header)
 
 
 def ensure(root: Path, models: list[Model]) -> None:
     """The models under ``root/models``, written now unless they are already there."""
     stamp = root / "e2e-models.json"
     wanted = json.loads(json.dumps([{**asdict(m), "size": m.size} for m in models]))
-    try:
-        same = json.loads(stamp.read_text(encoding="utf-8")) == wanted and all(
-            (root / "models" / m.rel).stat().st_size == m.size for m in models
-        )
-    except (FileNotFoundError, json.JSONDecodeError):
-        same = False
-    if same:
+    if made_before(stamp, wanted, {root / "models" / m.rel: m.size for m in models}):
         return
     stamp.unlink(missing_ok=True)
     for m in models:
         write_model(root / "models" / m.rel, m)
-    os.sync()
-    stamp.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+    write_stamp(stamp, wanted)

@@ -19,13 +19,16 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from comfy_init import settings
+import psutil
 
-REPO = Path(__file__).resolve().parent.parent
+from harness import procfs
+from harness.polling import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 INIT = REPO / "init"
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
@@ -43,43 +46,9 @@ def init_argv(args: list[str]) -> list[str]:
     return [interpreter, " ".join(words), str(INIT), *args]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
-
-
-def _status_fields(pid: int | str) -> dict[str, str]:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return {}
-    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-
-
-def _stat(pid: int | str) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def catches_or_blocks(pid: int, signum: int) -> bool:
-    """True once ``pid`` has a handler for, or blocks, ``signum`` (so a signal is kept)."""
-    fields = _status_fields(pid)
-    bit = 1 << (signum - 1)
-    return any(int(fields.get(k, "0").strip(), 16) & bit for k in ("SigBlk", "SigCgt"))
-
-
 class Pid1:
-    """One ``comfy-init start`` run as PID 1 of its own PID namespace."""
+    """One ``comfy-init start`` run as PID 1 of its own PID namespace, in ``workdir`` (its
+    cwd, and where its stdout and stderr files go)."""
 
     def __init__(self, workdir: Path, env: dict[str, str], args: list[str] | None = None) -> None:
         self.workdir = workdir
@@ -88,20 +57,17 @@ class Pid1:
         self.stdout_path = workdir / "pid1.stdout"
         self.stderr_path = workdir / "pid1.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0  # time.perf_counter() just before the spawn
         self._host_pid: int | None = None
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> Pid1:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        unshare = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.started = time.perf_counter()
             self.proc = subprocess.Popen(
-                [
-                    "unshare",
-                    "--pid",
-                    "--fork",
-                    "--mount-proc",
-                    "--kill-child",
-                    *init_argv(self.args),
-                ],
+                [*unshare, *init_argv(self.args)],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -111,6 +77,10 @@ class Pid1:
             )
         return self
 
+    def since_start(self) -> float:
+        """Seconds since the spawn."""
+        return time.perf_counter() - self.started
+
     @property
     def unshare_pid(self) -> int:
         assert self.proc is not None
@@ -119,16 +89,12 @@ class Pid1:
     def host_pid(self, timeout: float = 10) -> int:
         """PID 1's pid as seen from here."""
         if self._host_pid is None:
-            path = Path(f"/proc/{self.unshare_pid}/task/{self.unshare_pid}/children")
-
-            def child() -> int | None:
-                try:
-                    words = path.read_text().split()
-                except FileNotFoundError:
-                    return None
-                return int(words[0]) if words else None
-
-            self._host_pid = wait_for(child, timeout, "unshare to fork PID 1", step=0.001)
+            self._host_pid = wait_for(
+                lambda: procfs.first_child(self.unshare_pid),
+                timeout,
+                "unshare to fork PID 1",
+                step=0.001,
+            )
         return self._host_pid
 
     def wait_signal_ready(self, timeout: float = 10) -> int:
@@ -148,7 +114,7 @@ class Pid1:
                 exe = os.readlink(f"/proc/{pid}/exe")
             except (FileNotFoundError, ProcessLookupError):
                 return False
-            return Path(exe).name != "unshare" and catches_or_blocks(pid, signal.SIGTERM)
+            return Path(exe).name != "unshare" and procfs.catches_or_blocks(pid, signal.SIGTERM)
 
         wait_for(exec_done_and_kept, timeout, "PID 1 to block or catch SIGTERM", step=0.0005)
         return pid
@@ -159,6 +125,19 @@ class Pid1:
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM to PID 1, then its exit status; the whole tree is killed after ``timeout``
+        (the status is then the kill's).  None if it was never started."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, AssertionError):
+                self.signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return self.proc.wait(timeout=timeout)
+        self.close()
+        return self.proc.returncode
 
     def close(self) -> None:
         """Kill everything this run started (``--kill-child`` takes the namespace down)."""
@@ -183,10 +162,8 @@ class Pid1:
         found = []
         for line in self.stderr().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     found.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
         return found
 
     def find_events(self, name: str) -> list[dict[str, Any]]:
@@ -202,7 +179,7 @@ class Pid1:
             self._fail_if_exited(f"event {name}")
             return None
 
-        return wait_for(found, timeout, f"log event {name!r}", step=0.1)  # type: ignore[no-any-return]
+        return wait_for(found, timeout, f"log event {name!r}", step=0.1)
 
     def wait_stdout(self, pattern: str, timeout: float) -> re.Match[str]:
         def found() -> re.Match[str] | None:
@@ -211,7 +188,7 @@ class Pid1:
                 self._fail_if_exited(f"stdout {pattern!r}")
             return match
 
-        return wait_for(found, timeout, f"stdout to match {pattern!r}", step=0.1)  # type: ignore[no-any-return]
+        return wait_for(found, timeout, f"stdout to match {pattern!r}", step=0.1)
 
     def _fail_if_exited(self, what: str) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -225,30 +202,14 @@ class Pid1:
         """{pid inside the namespace: host pid} for every process of the namespace."""
         if self.proc is None or (self._host_pid is None and self.proc.poll() is not None):
             return {}
-        try:
-            ns = os.readlink(f"/proc/{self.host_pid()}/ns/pid")
-        except (FileNotFoundError, ProcessLookupError):
-            return {}
-        found = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                if os.readlink(entry / "ns" / "pid") != ns:
-                    continue
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-            nspid = _status_fields(entry.name).get("NSpid", "").split()
-            if len(nspid) >= 2:
-                found[int(nspid[-1])] = int(entry.name)
-        return found
+        return procfs.namespace_members(self.host_pid())
 
     def zombies(self) -> list[int]:
         """Host pids of zombie processes in the namespace."""
         return [
             host
             for host in self.namespace_pids().values()
-            if (st := _stat(host)) is not None and st[0] == "Z"
+            if (st := procfs.stat_fields(host)) is not None and st[0] == "Z"
         ]
 
     def process_group_members(self, host_pgid: int) -> list[int]:
@@ -256,8 +217,16 @@ class Pid1:
         return [
             host
             for host in self.namespace_pids().values()
-            if (st := _stat(host)) is not None and int(st[2]) == host_pgid and st[0] != "Z"
+            if (st := procfs.stat_fields(host)) is not None
+            and int(st[2]) == host_pgid
+            and st[0] != "Z"
         ]
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """{role: process} now: pid1, and of its descendants supervisord, comfyui, sidecar,
+        warmup (those running)."""
+        pid = self.host_pid()
+        return {"pid1": psutil.Process(pid), **procfs.descendants_by_role(pid)}
 
     def supervisord_pid(self) -> int:
         """Host pid of the namespace's supervisord."""
@@ -272,7 +241,7 @@ class Pid1:
                     return host
             return None
 
-        return wait_for(find, 10, "supervisord in the namespace")  # type: ignore[no-any-return]
+        return wait_for(find, 10, "supervisord in the namespace")
 
     def supervisorctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -282,78 +251,3 @@ class Pid1:
             timeout=timeout,
             check=False,
         )
-
-
-# Variables of the test machine's own environment that would change what comfy-init does.
-_OURS = {v.name for v in settings.ENV_VARS}
-
-
-def base_env(tmp_path: Path, comfyui_dir: Path, port: int) -> dict[str, str]:
-    """A fresh, fast configuration: own run dir, config, cache, port; short grace; no sidecar."""
-    env = {k: v for k, v in os.environ.items() if k not in _OURS and not k.startswith("STANDIN_")}
-    env.update(
-        COMFYUI_PATH=str(comfyui_dir),
-        COMFYUI_PYTHON=str(PYTHON),
-        COMFYUI_PORT=str(port),
-        COMFYUI_ARGS="--listen 127.0.0.1",
-        COMFYUI_STOP_SECONDS="2",
-        CACHE_PATH=str(tmp_path / "cache"),
-        RUN_DIR=str(tmp_path / "run"),
-        SUPERVISORD_CONF=str(tmp_path / "supervisord.conf"),
-        WARMUP_CONFIG=str(tmp_path / "warmup_models.conf"),
-        CACHE_RESERVE_MB="0",
-        METRICS="0",
-        LOG_FORMAT="json",
-        LOG_LEVEL="info",
-        STANDIN_RECORD=str(tmp_path / "standin.jsonl"),
-    )
-    return env
-
-
-def records(env: dict[str, str], event: str | None = None) -> list[dict[str, Any]]:
-    """The stand-in's recorded events (all of its runs), optionally of one kind."""
-    path = Path(env["STANDIN_RECORD"])
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    found = []
-    for line in lines:
-        try:
-            found.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written
-            continue
-    return [r for r in found if event is None or r.get("event") == event]
-
-
-def runner(tmp_path: Path, comfyui_dir: Path) -> Iterator[Callable[..., Pid1]]:
-    """Body of a fixture: ``start(*args, env={...})`` runs the init; all are killed after."""
-    from comfyui_standin.harness import free_port
-
-    runs: list[Pid1] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> Pid1:
-        full = base_env(tmp_path, comfyui_dir, free_port())
-        full.update(env or {})
-        run = Pid1(tmp_path, full, list(args))
-        runs.append(run)
-        return run.start()
-
-    try:
-        yield start
-    finally:
-        for run in runs:
-            run.close()
-
-
-def port(run: Pid1) -> int:
-    return int(run.env["COMFYUI_PORT"])
-
-
-def http(run: Pid1, method: str, path: str, timeout: float = 30) -> Any:
-    """JSON answer of the stand-in run by ``run``."""
-    import urllib.request
-
-    req = urllib.request.Request(f"http://127.0.0.1:{port(run)}{path}", method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())

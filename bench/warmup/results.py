@@ -1,4 +1,5 @@
-"""Results of one benchmark run: rows, ratios to ``cp`` from the same run, goals, Markdown.
+"""Results of one warmup benchmark run: rows, ratios to ``cp`` from the same run, goals,
+Markdown.
 
 Pure: data in, text out.  ``ROW_KEYS`` lists the rows a complete run has (the smoke test
 checks the printed table against it).
@@ -10,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.slowfs import MB
+from bench.table import LOCAL, VOLUME, num, verdict
 
-LOCAL, VOLUME = "local disk", "slow volume"
 CP, RSYNC, PARALLEL, PARALLEL_COPY, WARMUP, RERUN = (
     "cp -r",
     "rsync -a",
@@ -70,7 +71,7 @@ class Results:
         return r.mb_per_s / cp.mb_per_s
 
     def goals(self) -> list[tuple[str, str, bool | None]]:
-        """(goal, measured, met) for each goal of the warmup issue."""
+        """(goal, measured, met) for each goal the warmup is held to."""
         out: list[tuple[str, str, bool | None]] = []
         vol, best = self.row(VOLUME, WARMUP), self.row(VOLUME, PARALLEL)
         if vol is not None and (ratio := self.ratio_to_cp(vol)) is not None:
@@ -121,8 +122,8 @@ class Results:
                 note += f"; best of {', '.join(f'{s:.2f}' for s in r.attempts)} s"
             lines.append(
                 f"| {r.target} | {r.method} | {r.files} | {r.bytes / MB:.0f} | {r.seconds:.2f} | "
-                f"{_num(r.mb_per_s, '.0f')} | {_num(ratio, '.2f', 'x')} | "
-                f"{_num(r.flushed_seconds, '.2f')} | {note} |"
+                f"{num(r.mb_per_s, '.0f')} | {num(ratio, '.2f', 'x')} | "
+                f"{num(r.flushed_seconds, '.2f')} | {note} |"
             )
         if self.sweep:
             rates = ", ".join(f"{k}: {v:.0f}" for k, v in sorted(self.sweep.items()))
@@ -136,8 +137,7 @@ class Results:
             ]
         lines += ["", "| goal | measured | met |", "|---|---|---|"]
         for goal, measured, met in self.goals():
-            verdict = "- (smoke run)" if self.smoke else "yes" if met else "NO"
-            lines.append(f"| {goal} | {measured} | {verdict} |")
+            lines.append(f"| {goal} | {measured} | {verdict(met, self.smoke)} |")
         return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict[str, Any]:
@@ -183,7 +183,3 @@ def _faster(a: Row, b: Row) -> bool:
     if a.mb_per_s is not None and b.mb_per_s is not None:
         return a.mb_per_s > b.mb_per_s
     return a.seconds < b.seconds
-
-
-def _num(x: float | None, fmt: str, suffix: str = "") -> str:
-    return "-" if x is None else f"{x:{fmt}}{suffix}"

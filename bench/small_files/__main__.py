@@ -23,137 +23,26 @@ with a JSON twin to ``--results-dir``.  ``PYTHONPATH=<tree>/src`` times another 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import caches, dataset
-from bench.rounds import COMFY_INIT, REPO
-from bench.runs import BenchError, Timing, differing, timed, warmup_env, warmup_totals
+from bench import outputs
+from bench.commands import COMFY_INIT, BenchError
 from bench.slowfs import MB
-
-SMALL_TYPES = ("loras/set-0", "loras/set-1", "loras/set-2", "vae", "embeddings", "controlnet")
-CP, TMPFS, DISK = "cp -r && sync", "warmup, RUN_DIR tmpfs", "warmup, RUN_DIR disk"
-METHODS = (CP, TMPFS, DISK)
-
-
-@dataclass
-class Case:
-    name: str
-    comfyui: Path  # models/ below it
-    rels: list[str]  # paths below models/
-    nbytes: int
-
-    def sources(self) -> list[Path]:
-        return [self.comfyui / "models" / r for r in self.rels]
-
-    def config(self) -> str:
-        types = dict.fromkeys(r.split("/", 1)[0] for r in self.rels)
-        return "".join(f"{t}/**\n" for t in types)
-
-
-@dataclass
-class Cell:
-    seconds: list[float] = field(default_factory=list)  # copy + sync, one per round
-    cpu: list[float] = field(default_factory=list)
-    report: list[float] = field(default_factory=list)  # the warmup's own totals.seconds
-
-
-def small_case(root: Path, count: int, size: int) -> Case:
-    """``count`` files of ``size`` bytes under ``root/models``, written unless present."""
-    rels = [f"{SMALL_TYPES[i % len(SMALL_TYPES)]}/small-{i:04d}.safetensors" for i in range(count)]
-    models = root / "models"
-    stamp = root / "case.json"
-    wanted = {"count": count, "size": size}
-    try:
-        ok = json.loads(stamp.read_text(encoding="utf-8")) == wanted
-    except (FileNotFoundError, json.JSONDecodeError):
-        ok = False
-    if not ok:
-        shutil.rmtree(models, ignore_errors=True)
-        for rel in rels:
-            path = models / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(os.urandom(size))
-        os.sync()
-        stamp.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
-    return Case(f"small-{count}", root, rels, count * size)
-
-
-def big_case(root: Path, count: int, size: int) -> Case:
-    files = dataset.ensure(root, dataset.Spec(big_count=count, big_bytes=size, small_count=0))
-    return Case(f"big-{count}", root, [f.rel for f in files], dataset.total_bytes(files))
-
-
-def cold(case: Case) -> None:
-    os.sync()
-    caches.drop_files(case.sources())
-
-
-def fresh(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    return path
-
-
-def run_cp(case: Case, work: Path, log: Path, check: bool) -> Timing:
-    dest = fresh(work / "cp")
-    cold(case)
-    t = timed(["cp", "-r", str(case.comfyui / "models"), str(dest)], log)
-    if check and (
-        bad := differing(zip(case.sources(), (dest / r for r in case.rels), strict=True))
-    ):
-        raise BenchError(f"{case.name} cp: {len(bad)} copies differ: {bad[:3]}")
-    shutil.rmtree(dest)
-    return t
-
-
-def run_warmup(
-    case: Case, work: Path, run_dir: Path, log: Path, *, check: bool, extra: dict[str, str]
-) -> tuple[Timing, float]:
-    cache = fresh(work / "cache")
-    for leftover in run_dir.iterdir() if run_dir.exists() else []:
-        leftover.unlink()
-    config = work / f"{case.name}.conf"
-    config.write_text(case.config(), encoding="utf-8")
-    env = warmup_env(case.comfyui, cache, run_dir, config, {"LOG_LEVEL": "warning", **extra})
-    cold(case)
-    t = timed([str(COMFY_INIT), "warmup"], log, env)
-    totals = warmup_totals(run_dir)
-    if totals["copied"] != len(case.rels):
-        raise BenchError(f"{case.name} warmup copied {totals['copied']} of {len(case.rels)}")
-    if check and (
-        bad := differing(zip(case.sources(), (cache / r for r in case.rels), strict=True))
-    ):
-        raise BenchError(f"{case.name} warmup: {len(bad)} copies differ: {bad[:3]}")
-    shutil.rmtree(cache)
-    return t, float(totals["seconds"])
-
-
-def table(cases: list[Case], cells: dict[tuple[str, str], Cell]) -> str:
-    lines = [
-        "| case | method | MB | median s | best s | CPU s | report s | vs cp (median) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for case in cases:
-        cp = cells[case.name, CP]
-        for method in METHODS:
-            c = cells.get((case.name, method))
-            if c is None or not c.seconds:
-                continue
-            ratios = [a / b for a, b in zip(cp.seconds, c.seconds, strict=True)]
-            report = f"{statistics.median(c.report):.3f}" if c.report else "-"
-            lines.append(
-                f"| {case.name} | {method} | {case.nbytes // MB} | "
-                f"{statistics.median(c.seconds):.3f} | {min(c.seconds):.3f} | "
-                f"{statistics.median(c.cpu):.2f} | {report} | {statistics.median(ratios):.2f}x |"
-            )
-    return "\n".join(lines) + "\n"
+from bench.small_files.cases import (
+    CP,
+    DISK,
+    TMPFS,
+    Cell,
+    big_case,
+    fresh,
+    run_cp,
+    run_warmup,
+    small_case,
+    table,
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -168,7 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="rounds")
     p.add_argument("--run-dirs", default="tmpfs,disk", help="where RUN_DIR is: tmpfs, disk")
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/comfy-init-small"))
-    p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--results-dir", type=Path, default=outputs.RESULTS_DIR)
     p.add_argument("--warmup-env", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     args.cases = args.cases.split(",")
@@ -224,15 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["umount", "-l", str(tmpfs)], check=False)
     text = table(cases, cells)
     command = " ".join(["python -m bench.small_files", *sys.argv[1:]])
-    stem = args.results_dir / f"small-files-{time.strftime('%Y%m%d-%H%M%S')}"
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(f"`{command}`\n\n{text}", encoding="utf-8")
+    stem = args.results_dir / f"small-files-{outputs.stamp()}"
     doc = {
         "command": command,
         "env": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ} | extra,
         "cells": {f"{c} / {m}": vars(cell) for (c, m), cell in cells.items()},
     }
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    outputs.write(stem, f"`{command}`\n\n{text}", doc)
     print(text)
     print(f"bench: written {stem}.md and {stem}.json", file=sys.stderr)
     return 0
