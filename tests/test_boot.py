@@ -127,11 +127,27 @@ def test_blocking_warmup_copies_first_and_comfyui_resolves_the_cache_first(
 
 @process
 def test_a_failed_warmup_still_starts_comfyui(start: Callable[..., Pid1], tmp_path: Path) -> None:
-    (tmp_path / "warmup_models.conf").write_text("/absolute/is/not/allowed.safetensors\n")
+    (tmp_path / "warmup_models.conf").write_bytes(b"loras/\xff\xfe.safetensors\n")  # not UTF-8
     run = start()
     failed = run.wait_event("warmup_failed", 30)
-    assert "warmup_models.conf:1" in failed["error"]
+    assert f"warmup config {tmp_path / 'warmup_models.conf'}: cannot be read" in failed["error"]
     run.wait_event("comfyui_ready", 30)
+    assert Path(run.env["RUN_DIR"], "extra_model_paths.yaml").is_file()
+    assert stop(run) == 0
+
+
+@process
+def test_a_skipped_config_line_is_logged_and_comfyui_starts(
+    start: Callable[..., Pid1], tmp_path: Path
+) -> None:
+    (tmp_path / "warmup_models.conf").write_text("/absolute/is/not/allowed.safetensors\n")
+    run = start()
+    skipped = run.wait_event("warmup_skipped_lines", 30)
+    assert [p.split(": ")[0] for p in skipped["problems"]] == [
+        f"{tmp_path / 'warmup_models.conf'}:1"
+    ]
+    run.wait_event("comfyui_ready", 30)
+    assert not run.find_events("warmup_failed")
     assert Path(run.env["RUN_DIR"], "extra_model_paths.yaml").is_file()
     assert stop(run) == 0
 
