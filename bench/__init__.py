@@ -2,7 +2,8 @@
 
 One package per benchmark, each run as ``python -m bench.<name>``: ``warmup`` (the warmup
 against cp and rsync), ``e2e`` (spawn to loaded models, with and without warmup),
-``small_files`` (many small files on local disk); ``slowfs`` is the slow network-volume
+``small_files`` (many small files on local disk), ``autolist`` (the learned warm list,
+a trace replay); ``slowfs`` is the slow network-volume
 stand-in they share.  Shared pieces: ``caches`` (page cache), ``model_files`` (filler model
 files made once), ``commands`` (timed commands, byte-for-byte checks), ``outputs`` (where
 results go), ``table`` (Markdown cells and verdicts).

@@ -530,8 +530,12 @@ def test_expansion_stays_inside_models_yields_each_file_once_in_priority_order(
 EXAMPLE = Path(__file__).resolve().parent.parent / "warmup_models.conf"
 
 
-def test_shipped_example_copies_nothing_until_a_line_is_uncommented() -> None:
-    assert load(EXAMPLE) == []
+def test_shipped_example_is_auto_alone_so_it_copies_only_what_the_fleet_used() -> None:
+    (entry,) = load(EXAMPLE)
+    assert entry.auto
+    assert entry.text == "@auto"
+    number = EXAMPLE.read_text(encoding="utf-8").split("\n").index("@auto") + 1
+    assert entry.origin == f"{EXAMPLE}:{number}"
 
 
 def test_every_example_line_in_the_shipped_config_is_valid_once_uncommented() -> None:

@@ -68,6 +68,15 @@ def test_a_bare_warmup_config_name_prefers_the_volume_over_the_image() -> None:
     ]
 
 
+def test_usage_journals_live_on_the_volume_unless_usage_dir_says_otherwise() -> None:
+    s = settings.from_env({"COMFYUI_PATH": "/vol/ComfyUI"})
+    assert s.usage_path == Path("/vol/ComfyUI/.comfy-init/usage")
+    assert settings.from_env({"USAGE_DIR": "/srv/u"}).usage_path == Path("/srv/u")
+    assert settings.from_env({"WARMUP_AUTO_MAX_MB": "3"}).warmup_auto_max_bytes == 3 * 1024**2
+    with pytest.raises(ConfigError, match=r"WARMUP_AUTO_DAYS='0' is invalid: expected"):
+        settings.from_env({"WARMUP_AUTO_DAYS": "0"})
+
+
 def test_an_absolute_warmup_config_is_the_only_candidate() -> None:
     s = settings.from_env({"WARMUP_CONFIG": "/etc/my.conf"})
     assert s.warmup_config_candidates() == [Path("/etc/my.conf")]
@@ -85,6 +94,9 @@ OTHER_VALUES = {
     "WARMUP_CHUNK_MB": "16",
     "WARMUP_MAX_MBPS": "100",
     "CACHE_RESERVE_MB": "10",
+    "WARMUP_AUTO_DAYS": "30",
+    "WARMUP_AUTO_MAX_MB": "2048",
+    "USAGE_DIR": "/srv/usage",
     "COMFYUI_ARGS": "--cpu",
     "COMFYUI_PORT": "8000",
     "COMFYUI_PYTHON": "/usr/bin/python3.12",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+import time
 
 import psutil
 
@@ -40,6 +41,7 @@ from comfy_init.pid1.relay import LogRelay
 from comfy_init.settings import Settings
 from comfy_init.supervisord import comfyui_keeper, programs, rpc
 from comfy_init.supervisord import config as supervisord_config
+from comfy_init.usage import auto
 from comfy_init.wakeup import Wakeup
 from comfy_init.warmup.report import Report
 
@@ -222,4 +224,5 @@ def config_entries(settings: Settings) -> list[Entry]:
 
 def write_model_paths(settings: Settings) -> None:
     """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
-    model_paths.write(settings, config_entries(settings))
+    entries = config_entries(settings)
+    model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))

@@ -47,14 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--list",
         action="store_true",
-        help="show each config entry, what it expands to, where each file was found, size, "
-        "cached; and the lines skipped, with why",
+        help="show each config entry (@auto too), what it expands to, where each file was "
+        "found, size, cached; and the lines skipped, with why",
     )
     mode.add_argument(
         "--status",
         action="store_true",
         help="show the cache: per model cached/stale/missing, sizes, free space, "
         "page-cache residency",
+    )
+    mode.add_argument(
+        "--suggest",
+        action="store_true",
+        help="print a warmup config from the pods' usage journals: most used first, with "
+        "opens, last use, pods and size; what does not fit the cache commented out",
     )
     mode.add_argument(
         "--clean",
@@ -72,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="warm the cache but leave extra_model_paths.yaml as it is (how 'start' runs "
         "the background warmup: ComfyUI reads that file only when it starts)",
     )
-    warm.add_argument("--json", action="store_true", help="machine-readable --list/--status")
+    warm.add_argument(
+        "--json", action="store_true", help="machine-readable --list/--status/--suggest"
+    )
 
     start = sub.add_parser(
         "start",

@@ -32,6 +32,9 @@ class Settings:
     warmup_chunk_bytes: int
     warmup_max_bytes_per_second: int  # 0: unlimited
     cache_reserve_bytes: int
+    warmup_auto_days: int
+    warmup_auto_max_bytes: int  # 0: no cap
+    usage_dir: Path | None  # None: usage_path's default, on the volume
     comfyui_args: tuple[str, ...]
     comfyui_port: int
     comfyui_python: str
@@ -61,6 +64,11 @@ class Settings:
         """The user's own extra_model_paths.yaml, which ComfyUI always loads: read, never
         written."""
         return self.comfyui_path / "extra_model_paths.yaml"
+
+    @property
+    def usage_path(self) -> Path:
+        """The folder of the pods' usage journals (on the volume, shared by the fleet)."""
+        return self.usage_dir or self.comfyui_path / ".comfy-init" / "usage"
 
     # Runtime files, all under RUN_DIR (local disk): named here and nowhere else.
     @property

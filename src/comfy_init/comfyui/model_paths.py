@@ -17,7 +17,8 @@ The file lives under ``$RUN_DIR`` on local disk: the user's own YAML on the shar
 never written.
 
 ComfyUI reads the file once, at its start, so ``write`` is its only writer, with one rule
-(``configured_types``): every type the config names, matched this time or not.  A type
+(``configured_types``): every type the config names, matched this time or not, and with an
+``@auto`` line every type of a model the fleet's journals hold.  A type
 left out at start stays out of ComfyUI's search until it restarts, even when a later
 warmup copies its first file; a type kept in finds such a copy on the next load.
 """
@@ -102,22 +103,26 @@ def ensure_type_dirs(cache_path: Path, types: Sequence[str]) -> list[str]:
     return ready
 
 
-def configured_types(entries: Sequence[Entry]) -> list[str]:
+def configured_types(entries: Sequence[Entry], auto_types: Sequence[str] = ()) -> list[str]:
     """The types our YAML names: every type folder in the config, in config order, each
     once, whether or not one of its lines matches a file now (a copy that lands later, or
-    one already cached, is found without a restart).  A type the config no longer names
-    is left out, so ComfyUI reads it from the volume and no unchecked copy shadows it."""
-    return _unique([e.type for e in entries])
+    one already cached, is found without a restart); ``auto_types`` (the types ``@auto``
+    may warm) where the ``@auto`` line stands.  A type the config no longer names is left
+    out, so ComfyUI reads it from the volume and no unchecked copy shadows it."""
+    types: list[str] = []
+    for e in entries:
+        types.extend(auto_types if e.auto else [e.type])
+    return _unique(types)
 
 
-def write(settings: Settings, entries: Sequence[Entry]) -> Path:
+def write(settings: Settings, entries: Sequence[Entry], auto_types: Sequence[str] = ()) -> Path:
     """Create the cache folders of the configured types and write our YAML atomically.
 
     The one writer of the file: ``comfy-init start`` calls it once before ComfyUI starts,
     ``comfy-init warmup`` and ``--setup-only`` when run by hand; the background warmup
     (``warmup --copy-only``) never does.  Returns the file's path.
     """
-    ready = ensure_type_dirs(settings.cache_path, configured_types(entries))
+    ready = ensure_type_dirs(settings.cache_path, configured_types(entries, auto_types))
     path = settings.cache_yaml_path
     try:
         write_atomic(path, render(settings.cache_path, ready))

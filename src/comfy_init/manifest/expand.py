@@ -252,12 +252,15 @@ def resolve(entry: Entry, search: SearchPath) -> list[ModelFile]:
 
 def expand(entries: Sequence[Entry], search: SearchPath) -> Expansion:
     """Match each entry in ``search``; each file once, in priority order; links refused
-    are skipped and listed, the rest of their line is kept."""
+    are skipped and listed, the rest of their line is kept.  The ``@auto`` line is not
+    matched here: ``usage/auto.py`` expands it."""
     files: list[ModelFile] = []
     seen: set[tuple[str, str]] = set()
     unmatched: list[Entry] = []
     skipped: list[Skip] = []
     for entry in entries:
+        if entry.auto:
+            continue
         matches, refused = resolve_lenient(entry, search)
         skipped += refused
         if not matches and not refused:

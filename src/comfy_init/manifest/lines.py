@@ -5,8 +5,9 @@ One ``<type>/<path>`` per line, the name ComfyUI knows a model by; ``#`` starts 
 ``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  An
 absolute path inside a model folder (``anchors``: the models folder, whose first level is
 the type, or a folder of the user's YAML, of one type) is read as the ``<type>/<path>`` it
-names there; any other absolute path is a bad line.  Line order is priority.  Reading lines
-is pure; what a line matches on disk is ``manifest/expand.py``'s business."""
+names there; any other absolute path is a bad line.  A line ``@auto`` (at most one) stands
+for the models the fleet really loaded (``usage/auto.py``).  Line order is priority.  Reading
+lines is pure; what a line matches on disk is ``manifest/expand.py``'s business."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from comfy_init.errors import ConfigError
 from comfy_init.settings import Settings
 
+AUTO_LINE = "@auto"
 _WILDCARD = re.compile(r"[*?\[]")
 _TRAILING_COMMENT = re.compile(r"\s#.*$")
 _FIX = "write <type>/<path> relative to $COMFYUI_PATH/models, e.g. checkpoints/model.safetensors"
@@ -30,11 +32,12 @@ class Entry:
     type: str  # first component: "checkpoints", "loras", "unet", ... (any folder under models)
     pattern: str  # the rest, posix; may contain * ? [..] and ** (across subfolders)
     origin: str  # "path/to/warmup_models.conf:LINE"
+    auto: bool = False  # the @auto line (type and pattern empty): usage/auto.py expands it
 
     @property
     def text(self) -> str:
         """The line as the user wrote it (without comment and surrounding whitespace)."""
-        return f"{self.type}/{self.pattern}"
+        return AUTO_LINE if self.auto else f"{self.type}/{self.pattern}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ _RULES: tuple[tuple[Callable[[str, list[str]], bool], str], ...] = (
         "contains a control character (remove it; names are plain text)",
     ),
     (lambda line, _: "\\" in line, "contains a backslash (separate folders with '/')"),
+    (
+        lambda line, _: line.startswith("@"),
+        f"is not a line comfy-init knows (the only one starting with '@' is {AUTO_LINE}, alone)",
+    ),
     (lambda line, _: line.startswith("/"), f"is an absolute path ({_FIX})"),
     (
         lambda _, parts: len(parts) < 2,
@@ -132,6 +139,7 @@ def read(text: str, origin_file: str, anchors: Sequence[Anchor] = ()) -> Lines:
     absolute lines inside one of ``anchors`` are read relative to it."""
     entries: list[Entry] = []
     skipped: list[Skip] = []
+    auto: Entry | None = None
     # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
     for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
@@ -139,6 +147,17 @@ def read(text: str, origin_file: str, anchors: Sequence[Anchor] = ()) -> Lines:
             continue
         line = _TRAILING_COMMENT.sub("", stripped).strip()
         origin = f"{origin_file}:{number}"
+        if line == AUTO_LINE:
+            if auto is None:
+                auto = Entry(type="", pattern="", origin=origin, auto=True)
+                entries.append(auto)
+            else:
+                message = (
+                    f"{origin}: warmup config line {line!r} appears again, first at "
+                    f"{auto.origin} (keep one)"
+                )
+                skipped.append(Skip(origin, line, "invalid", message))
+            continue
         relative = _relative(line, anchors) if line.startswith("/") else line
         if relative is None and anchors:
             folders = ", ".join(folder for folder, _ in anchors)

@@ -6,12 +6,9 @@ one prefix (``comfyinit_``), base units, ``_total`` on counters, the unit as a s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-PREFIX = "comfyinit_"
-
-MetricType = Literal["counter", "gauge", "histogram"]
+from comfy_init.sidecar import usage_catalog
+from comfy_init.sidecar.metric import PREFIX, Metric
+from comfy_init.sidecar.metric import entry as _m
 
 # Copy time of one model file: well under a second (a LoRA) to many minutes (a 20-40 GB model).
 COPY_SECONDS_BUCKETS: tuple[float, ...] = (
@@ -21,28 +18,6 @@ COPY_SECONDS_BUCKETS: tuple[float, ...] = (
 
 # Values of the label ``source`` of comfyinit_source_up: each thing the sidecar reads.
 SOURCES: tuple[str, ...] = ("warmup_report", "cache", "supervisord", "comfyui", "inotify")
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str  # full exposition name; counters end in _total
-    type: MetricType
-    help: str
-    labels: tuple[str, ...] = ()
-    unit: str = ""  # base unit, also the name's suffix (before _total); "" if none
-
-    @property
-    def family_name(self) -> str:
-        """The name without ``_total``: what a counter family is called in OpenMetrics."""
-        if self.type == "counter":
-            return self.name.removesuffix("_total")
-        return self.name
-
-
-def _m(
-    name: str, kind: MetricType, text: str, labels: tuple[str, ...] = (), unit: str = ""
-) -> Metric:
-    return Metric(PREFIX + name, kind, text, labels, unit)
 
 
 METRICS: tuple[Metric, ...] = (
@@ -273,6 +248,8 @@ METRICS: tuple[Metric, ...] = (
         "gauge",
         "Downloads in the cache waiting to be copied back (still being written, or to retry).",
     ),
+    # --- the learned warm list
+    *usage_catalog.METRICS,
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

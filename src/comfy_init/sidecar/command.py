@@ -7,10 +7,13 @@ signal arrives, then shuts everything down and exits 0.
 
 from __future__ import annotations
 
+import os
+
 from comfy_init import errors, logs
 from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
 from comfy_init.sidecar.wiring import Sidecar
+from comfy_init.usage import journal
 from comfy_init.wakeup import Wakeup
 
 log = logs.get_logger("metrics")
@@ -19,7 +22,7 @@ IDLE_SECONDS = 60.0  # a safety net only: a signal wakes the main thread at once
 
 
 def run(settings: Settings) -> int:
-    sidecar = Sidecar(settings)
+    sidecar = Sidecar(settings, pod=journal.pod_name(os.environ))
     try:
         sidecar.start()
     except OSError as exc:

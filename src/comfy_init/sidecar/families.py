@@ -20,9 +20,10 @@ from prometheus_client.core import (
 )
 
 from comfy_init.sidecar import catalog
+from comfy_init.sidecar.metric import Metric as CatalogEntry
 
 
-def _entry(name: str, kind: str) -> catalog.Metric:
+def _entry(name: str, kind: str) -> CatalogEntry:
     entry = catalog.get(name)
     if entry.type != kind:
         raise TypeError(f"metric {entry.name} is a {entry.type}, not a {kind}")

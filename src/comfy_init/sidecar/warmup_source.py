@@ -60,6 +60,12 @@ def families_of(report: Report, now: float) -> list[Metric]:
     ]
     if report.finished_at is not None:
         out.append(families.single("warmup_finished_timestamp_seconds", report.finished_at))
+    chosen = report.auto or {}
+    out += [
+        families.single("warmup_auto_models", float(chosen.get("models", 0))),
+        families.single("warmup_auto_files", float(sum(r.auto for r in report.files))),
+        families.single("warmup_auto_bytes", float(sum(r.size for r in report.files if r.auto))),
+    ]
     return out
 
 

@@ -3,10 +3,14 @@
 Every root it reads is injected through ``Settings`` (cache, models, report, supervisord
 socket, ComfyUI port) or a keyword (``/proc``), so tests run it against temp trees.
 
+ComfyUI's model opens (as ``opens`` attributes them) are also recorded in this pod's usage
+journal on the volume (``usage/recorder.py``), the input of ``@auto``.
+
 Threads: ``probe`` (ComfyUI + supervisord + watchdog, every ``WATCHDOG_INTERVAL``),
 ``scan`` (report → open counter every second while a warmup runs, else with the cache walk
 and residency every ``cache_scan_seconds``), ``writeback`` (returns downloads to the volume:
-sleeps until a candidate is due or one is noticed), ``inotify`` (``tree_inotify``) and the
+sleeps until a candidate is due or one is noticed), ``usage`` (appends the recorded opens
+every few seconds, and at stop), ``inotify`` (``tree_inotify``) and the
 HTTP server (asleep until a request).  None of them wakes on a short timer: each sleeps on an
 event that ``stop()`` sets, so ``stop()`` ends them all at once (within ``STOP_SECONDS`` even
 when one is stuck).
@@ -14,6 +18,7 @@ when one is stuck).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -36,6 +41,8 @@ from comfy_init.sidecar.tree_inotify import TreeEvent, TreeInotify
 from comfy_init.sidecar.warmup_source import WarmupSource
 from comfy_init.supervisord.comfyui_process import COMFYUI, ProgramStatus
 from comfy_init.supervisord.rpc import Client
+from comfy_init.usage import journal
+from comfy_init.usage.recorder import Recorder
 from comfy_init.warmup.report import Report, read_report
 
 log = logs.get_logger("metrics.sidecar")
@@ -59,7 +66,10 @@ class Sidecar:
         cache_scan_seconds: float = 15.0,
         settle_seconds: float = 5.0,
         program: str = COMFYUI,
+        pod: str | None = None,
     ) -> None:
+        """``pod`` names this pod's usage journal; None: ``journal.pod_name`` of the
+        environment (RUNPOD_POD_ID, HOSTNAME, the host name)."""
         self.settings = settings
         self.program = program
         self.cache_scan_seconds = cache_scan_seconds
@@ -89,6 +99,10 @@ class Sidecar:
             self.counter.expect_own_open,
             settle_seconds=settle_seconds,
             proc_root=proc_root,
+        )
+        self.recorder = Recorder(
+            journal.path_for(settings.usage_path, pod or journal.pod_name(os.environ)),
+            settings.warmup_auto_days,
         )
         self.inotify_trees = TreeInotify(
             {"cache": settings.cache_path, "volume": settings.models_path},
@@ -120,7 +134,7 @@ class Sidecar:
         self.counter.baseline(self._read_report())
         self.prober.round()
         self.inotify_trees.start()
-        loops = {"probe": self.prober.run, "scan": self._scan_loop}
+        loops = {"probe": self.prober.run, "scan": self._scan_loop, "usage": self.recorder.run}
         if self.settings.writeback:
             loops["writeback"] = self._download_return_loop
         for name, target in loops.items():
@@ -192,7 +206,8 @@ class Sidecar:
 
     def _on_event(self, event: TreeEvent) -> None:
         if event.kind == "open":
-            self.counter.on_open(event.path, event.type, event.location)
+            if self.counter.on_open(event.path, event.type, event.location) == "comfyui":
+                self.recorder.record(event.type, event.name, event.path, event.location)
         elif event.kind == "create":
             self.counter.on_created(event.path)
         landed = event.kind in ("close_write", "moved_to", "found")
@@ -230,6 +245,8 @@ class Sidecar:
             families.labelled("writeback_bytes_total", _by_type(stats.bytes)),
             families.labelled("writeback_failures_total", _by_type(stats.failures)),
             families.single("writeback_pending_files", self.download_return.pending()),
+            families.labelled("usage_records_written_total", [((), self.recorder.written)]),
+            families.labelled("usage_journal_write_errors_total", [((), self.recorder.errors)]),
         ]
 
     # --- /healthz and /readyz

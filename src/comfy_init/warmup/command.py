@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from comfy_init.manifest import lines
 from comfy_init.manifest.search_path import SearchPath
 from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
+from comfy_init.usage import auto
 from comfy_init.warmup import engine, listing, lock
 
 T = TypeVar("T")
@@ -43,8 +45,10 @@ POLL_SECONDS = 0.1
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.json and not (args.list or args.status):
-        raise UsageError("--json: only --list and --status print JSON (add one of them)")
+    if args.json and not (args.list or args.status or args.suggest):
+        raise UsageError("--json: only --list, --status and --suggest print JSON (add one of them)")
+    if args.suggest:
+        return _print(listing.suggestion(settings), args.json, listing.suggestion_text)
     if args.list:
         return _print(listing.listing(settings, args.config), args.json, listing.listing_text)
     if args.status:
@@ -149,7 +153,7 @@ def _write_model_paths(settings: Settings, config: str | None) -> Path:
     """Write the cache's YAML for the config's good lines (a missing config is an error)."""
     anchors = SearchPath.of(settings).anchors()
     entries = lines.load_lines(lines.locate(settings, config), anchors).entries
-    return model_paths.write(settings, entries)
+    return model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))
 
 
 def _setup_only(settings: Settings, config: str | None) -> int:

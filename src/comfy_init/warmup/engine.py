@@ -25,8 +25,9 @@ from stat import S_ISREG
 from comfy_init.errors import EnvironmentMissing
 from comfy_init.files.durable import is_partial
 from comfy_init.manifest import lines
-from comfy_init.manifest.expand import SearchPath, expand
+from comfy_init.manifest.expand import SearchPath
 from comfy_init.settings import Settings
+from comfy_init.usage import auto
 from comfy_init.warmup import lock, plan, records
 from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
@@ -47,7 +48,8 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
     search = SearchPath.of(settings)
     config_lines = lines.load_lines(path, search.anchors())
     entries = config_lines.entries
-    expansion = expand(entries, search)
+    expanded = auto.expand_config(entries, settings, now=time.time(), prune=True, search=search)
+    expansion = expanded.expansion
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:
             needed.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,7 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         cache_path=str(settings.cache_path),
         skipped=records.skipped([*config_lines.skipped, *expansion.skipped]),
         user_yaml_problems=list(search.problems),
+        auto=None if expanded.auto is None else expanded.auto.summary(),
     )
     progress.problems(report)
     with lock.hold(settings.warmup_lock_path, cancel) as held:

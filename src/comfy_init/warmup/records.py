@@ -31,6 +31,7 @@ def files(
                 size=s.file.size,
                 status="hit" if s.action == "hit" else "pending",
                 line=s.file.entry.origin,
+                auto=s.file.entry.auto,
             )
         )
     unmatched = set(expansion.unmatched)

@@ -19,7 +19,8 @@ Schema (``version`` 1)::
       "files": [FileRecord, ...],       # in config priority order
       "totals": {...},                  # see Totals
       "skipped": [SkippedLine, ...],    # config lines (or files of one) left out, config order
-      "user_yaml_problems": ["file:line: ...", ...]  # in $COMFYUI_PATH/extra_model_paths.yaml
+      "user_yaml_problems": ["file:line: ...", ...],  # in $COMFYUI_PATH/extra_model_paths.yaml
+      "auto": {...} | null              # what @auto stood for; null without an @auto line
     }
 
 FileRecord: ``type`` (first path component, e.g. "checkpoints"), ``name`` (path below the
@@ -28,14 +29,20 @@ type dir), ``source``/``dest`` (absolute), ``size`` (bytes, source size), ``stat
 ``error`` (message or null), ``line`` ("file:line" of the config entry), ``source_opens``
 (how many times the copier has opened the *source* file so far; written before each open,
 so a watcher that sees an open of a volume file can tell the copier's opens from
-ComfyUI's).  A config line that matches nothing appears once with status "missing", its
-``name`` the pattern as written and ``size`` 0.
+ComfyUI's), ``auto`` (true for a file the ``@auto`` line chose).  A config line that
+matches nothing appears once with status "missing", its ``name`` the pattern as written and
+``size`` 0.
 
 SkippedLine: ``line`` ("file:line"), ``entry`` (the line as written), ``reason`` (``invalid``:
 the line itself is bad; ``link_outside``: a symlink leads outside the volume and the model
 folders; ``link_loop``), ``error`` (the whole message).  A skipped line's other files, and
 every other line, are warmed.  ``user_yaml_problems``: the parts of the user's own
 ``extra_model_paths.yaml`` that were left out (ComfyUI itself would fail on them).
+
+``auto``: ``line`` ("file:line"), ``models`` (models the journals hold in the window),
+``candidates`` (of those, on the volume and not listed by other lines), ``files`` and
+``bytes`` (chosen), ``left_out`` (candidates over the budget), ``dropped`` (per reason) and
+``skipped_lines`` (journal lines skipped: torn, corrupt, future).
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class FileRecord:
     error: str | None = None
     line: str = ""
     source_opens: int = 0
+    auto: bool = False
 
 
 @dataclass
@@ -133,6 +141,7 @@ class Report:
     totals: Totals = field(default_factory=Totals)
     skipped: list[SkippedLine] = field(default_factory=list)
     user_yaml_problems: list[str] = field(default_factory=list)
+    auto: dict[str, Any] | None = None
     version: int = REPORT_VERSION
 
     def config_problems(self) -> list[str]:

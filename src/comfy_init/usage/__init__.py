@@ -1,0 +1,1 @@
+"""Learned warm list: the usage journals pods write on the volume, and the ranking `@auto` warms."""
