@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +12,10 @@ import yaml
 
 from comfy_init import boot, settings
 from comfy_init.comfyui.model_paths import configured_types
+from comfy_init.warmup import at_start
 from harness import boots as h
 from harness.pid1 import Pid1
+from harness.polling import wait_for
 
 MIB = 1024 * 1024
 
@@ -57,7 +60,7 @@ def test_model_paths_file_lists_the_config_types_and_exists_without_a_config(
     boot.write_model_paths(s)
     assert s.cache_yaml_path.is_file()
     (tmp_path / "warmup_models.conf").write_text("loras/a.safetensors\ncheckpoints/b.sft\n")
-    assert configured_types(boot.config_entries(s)) == ["loras", "checkpoints"]
+    assert configured_types(at_start.config_entries(s)) == ["loras", "checkpoints"]
     boot.write_model_paths(s)
     section = next(iter(yaml.safe_load(s.cache_yaml_path.read_text()).values()))
     assert section["loras"] == str(tmp_path / "cache" / "loras")
@@ -205,14 +208,53 @@ def test_vram_flag_conflicting_with_comfyui_args_names_both_sources(
 
 
 @process
-def test_missing_comfyui_exits_4_saying_where_it_looked(
+def test_warmup_only_without_comfyui_exits_4_saying_where_it_looked(
     start: Callable[..., Pid1], tmp_path: Path
 ) -> None:
-    run = start(env={"COMFYUI_PATH": str(tmp_path / "nowhere")})
+    run = start("--warmup-only", env={"COMFYUI_PATH": str(tmp_path / "nowhere")})
     assert run.wait_exit(15) == 4
     [failed] = run.find_events("failed")
     assert str(tmp_path / "nowhere" / "main.py") in failed["error"]
     assert "COMFYUI_PATH" in failed["error"]
+
+
+@process
+def test_missing_comfyui_keeps_the_container_up_then_warms_and_starts_it_once_it_appears(
+    start: Callable[..., Pid1], tmp_path: Path, comfyui_dir: Path, model: Callable[[str], Path]
+) -> None:
+    model("late.safetensors")
+    volume = tmp_path / "volume" / "ComfyUI"
+    run = start(env={"COMFYUI_PATH": str(volume)})
+    missing = run.wait_event("comfyui_missing", 15)
+    assert missing["path"] == str(volume / "main.py")
+    assert "COMFYUI_PATH" in missing["hint"]
+    # supervisord runs, ComfyUI in it but not started
+    wait_for(lambda: "STOPPED" in run.supervisorctl("status", "comfyui").stdout, 15, "supervisord")
+    assert run.proc is not None
+    assert run.proc.poll() is None, "the container stays up"
+    assert h.records(run.env, "start") == []
+    shutil.copytree(comfyui_dir, volume.with_name("ComfyUI.tmp"))  # as a clone lands
+    volume.with_name("ComfyUI.tmp").rename(volume)
+    run.wait_event("comfyui_ready", 60)
+    events = [e["event"] for e in run.events()]
+    assert events.index("comfyui_found") < events.index("warmup_finished")
+    assert events.index("warmup_finished") < events.index("comfyui_ready"), "blocking: warm first"
+    assert (tmp_path / "cache" / "checkpoints" / "late.safetensors").exists()
+    [started] = h.records(run.env, "start")
+    assert started["cwd"] == str(volume)
+    assert stop(run) == 0
+
+
+@process
+def test_a_public_key_line_that_is_not_a_key_exits_3_before_anything_runs(
+    start: Callable[..., Pid1],
+) -> None:
+    run = start(env={"PUBLIC_KEY": "ssh-ed25519 AAAAC3Nz me\n-----BEGIN OPENSSH PRIVATE KEY-----"})
+    assert run.wait_exit(15) == 3
+    [failed] = run.find_events("failed")
+    assert "PUBLIC_KEY line 1:" in failed["error"]
+    assert "PUBLIC_KEY line 2:" in failed["error"]
+    assert not Path(run.env["SUPERVISORD_CONF"]).exists()
 
 
 @process

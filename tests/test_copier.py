@@ -428,6 +428,15 @@ def test_every_open_of_a_source_by_several_streams_shows_as_its_own_inotify_even
     file back to back must not queue two identical events in a row."""
     src = make_file(tmp_path / "vol" / "big.safetensors", 1 * MiB, seed=8)
     calls: list[int] = []
+    another = threading.Event()
+
+    def on_open(key: int) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            another.wait(10)  # hold the first stream until a second one opens the file too
+        else:
+            another.set()
+
     ino = INotify()
     try:
         ino.add_watch(src.parent, iflags.OPEN)
@@ -435,7 +444,7 @@ def test_every_open_of_a_source_by_several_streams_shows_as_its_own_inotify_even
             [job_for(0, src, tmp_path / "c" / src.name)],
             streams=4,
             chunk=64 * KiB,
-            on_open=calls.append,
+            on_open=on_open,
             limiter=RateLimiter(4 * MiB),  # slow enough that every stream takes a range
         )[0]
         # Read only now: every event had the chance to merge with the one before it.

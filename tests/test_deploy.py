@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
 
 from comfy_init import settings
 from comfy_init.pid1 import stop
-from comfy_init.sidecar import catalog
+from comfy_init.sidecar import catalog, web_config
+from harness.certs import make_cert
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -347,3 +349,54 @@ def test_kubernetes_grace_period_outlasts_init_stop_budget_and_docker_grace() ->
     grace = pod["terminationGracePeriodSeconds"]
     assert grace >= stop.budget(conf.comfyui_stop_seconds).total
     assert grace >= stop.DOCKER_GRACE_SECONDS  # what the image is built to stop within
+
+
+# ---- the metrics port's web config
+
+
+def test_protected_scrape_job_uses_https_a_ca_and_basic_auth_on_the_metrics_port() -> None:
+    doc = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(j for j in doc["scrape_configs"] if j["job_name"] == "comfy-init-protected")
+    assert (job["metrics_path"], job["scheme"]) == ("/metrics", "https")
+    assert job["tls_config"]["ca_file"]
+    assert job["basic_auth"]["username"] == "prometheus"
+    assert job["basic_auth"]["password_file"]
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert all(t.rsplit(":", 1)[1] == str(LAYOUT["ports"]["metrics"]) for t in targets)
+
+
+def test_kubernetes_web_config_comes_from_the_secret_and_probes_and_scrapes_speak_https() -> None:
+    objects = _k8s()
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    conf = settings.from_env(_env())
+    assert conf.metrics_web_config is not None
+    mounts = {m["name"]: Path(m["mountPath"]) for m in _container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (name,) = [n for n, p in mounts.items() if conf.metrics_web_config.parent == p]
+    secret = volumes[name]["secret"]
+    items = {i["key"]: i["path"] for i in secret["items"]}
+    assert items == {"web-config.yml": "web-config.yml", "tls.crt": "tls.crt", "tls.key": "tls.key"}
+    assert conf.metrics_web_config.name == "web-config.yml"
+    c = _container()
+    assert {c[k]["httpGet"]["scheme"] for k in c if k.endswith("Probe")} == {"HTTPS"}
+    (endpoint,) = objects["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["ca"]["secret"]["name"] == secret["secretName"]
+    auth = endpoint["basicAuth"]
+    assert {auth["username"]["name"], auth["password"]["name"]} == {secret["secretName"]}
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scheme"] == "https"
+
+
+def test_the_example_web_config_loads_beside_a_certificate_with_the_documented_password(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(DEPLOY / "kubernetes" / "web-config.yml", tmp_path / "web-config.yml")
+    pair = make_cert(tmp_path, "tls", san="DNS:comfyui")
+    pair.cert.rename(tmp_path / "tls.crt")
+    pair.key.rename(tmp_path / "tls.key")
+    config = web_config.load(tmp_path / "web-config.yml")
+    assert config.tls_context is not None
+    assert bcrypt.checkpw(b"change-me", config.users["prometheus"])
+    text = (DEPLOY / "kubernetes" / "comfy-init.yaml").read_text(encoding="utf-8")
+    assert "--from-literal=password=change-me" in text

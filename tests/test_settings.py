@@ -108,6 +108,9 @@ OTHER_VALUES = {
     "METRICS": "0",
     "METRICS_PORT": "9999",
     "METRICS_ADDR": "127.0.0.1",
+    "METRICS_WEB_CONFIG": "/etc/comfy-init/web-config.yml",
+    "METRICS_READ_TIMEOUT": "2",
+    "METRICS_MAX_REQUESTS": "10",
     "WATCHDOG": "0",
     "WATCHDOG_INTERVAL": "1",
     "WATCHDOG_FAILURES": "2",
@@ -116,6 +119,12 @@ OTHER_VALUES = {
     "WRITEBACK": "0",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
+    "PUBLIC_KEY": "ssh-ed25519 AAAA me",
+    "SSH": "0",
+    "JUPYTER_PASSWORD": "secret",
+    "JUPYTER": "1",
+    "HOOK_TIMEOUT": "30",
+    "RUNPOD_ENDPOINT_ID": "abc123",
 }
 
 

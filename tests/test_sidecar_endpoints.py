@@ -22,6 +22,7 @@ from comfy_init import settings
 from comfy_init.errors import EXIT_ENVIRONMENT
 from comfy_init.sidecar.endpoints import Server
 from comfy_init.sidecar.wiring import Sidecar
+from comfy_init.supervisord import rpc
 from comfy_init.warmup.report import Report, write_report
 from harness.loopback import free_port
 from harness.standin import StandinProcess
@@ -250,3 +251,44 @@ def test_metrics_command_on_a_taken_port_exits_4_naming_the_variable(tmp_path: P
         err = log.read_text()
     assert "metrics sidecar cannot listen on 127.0.0.1:" in err
     assert "METRICS_PORT" in err
+
+
+# --- an empty volume: alive, not ready, and saying so
+
+
+class StoppedComfyUI:
+    """Stands in for ``rpc.Client``: supervisord has ComfyUI STOPPED (not started yet)."""
+
+    def get_process_info(self, name: str) -> rpc.ProcessInfo:
+        return rpc.ProcessInfo.from_xmlrpc(
+            {"name": name, "group": name, "statename": "STOPPED", "description": "Not started"}
+        )
+
+
+def test_without_comfyui_on_the_volume_readyz_says_so_and_metrics_show_it_missing(
+    tmp_path: Path, start_sidecar: Callable[..., Sidecar]
+) -> None:
+    car = start_sidecar()
+    main_py = tmp_path / "ComfyUI" / "main.py"
+    assert request(car.port, "/readyz")[:3:2] == (
+        503,
+        f"ComfyUI not installed: no {main_py}\n".encode(),
+    )
+    assert b"\ncomfyinit_comfyui_installed 0.0\n" in request(car.port, "/metrics")[2]
+    main_py.write_text("")
+    assert b"\ncomfyinit_comfyui_installed 1.0\n" in request(car.port, "/metrics")[2]
+
+
+def test_healthz_is_ok_while_a_stopped_comfyui_waits_for_its_install_and_not_after(
+    tmp_path: Path, start_sidecar: Callable[..., Sidecar]
+) -> None:
+    car = start_sidecar()
+    car.health_status.client = StoppedComfyUI()  # type: ignore[assignment]
+    main_py = tmp_path / "ComfyUI" / "main.py"
+    assert request(car.port, "/healthz")[:3:2] == (
+        200,
+        f"ok: waiting for ComfyUI at {main_py}\n".encode(),
+    )
+    main_py.write_text("")  # installed, yet nothing started it: that is not healthy
+    status, _, body = request(car.port, "/healthz")
+    assert (status, body) == (503, b"comfyui is STOPPED\n")

@@ -19,6 +19,7 @@ import pytest
 
 from comfy_init.sidecar import catalog
 from harness import boots as h
+from harness.certs import make_cert, password_hash, web_config
 from harness.loopback import free_port
 from harness.pid1 import Pid1
 
@@ -37,11 +38,26 @@ scrape_configs:
 """
 
 
+# The same job against a port with a web config: HTTPS, verified against the test's
+# certificate, with a user and password.
+SCRAPE_CONFIG_PROTECTED = (
+    SCRAPE_CONFIG
+    + """\
+    scheme: https
+    tls_config:
+      ca_file: {ca_file}
+    basic_auth:
+      username: prometheus
+      password: {password}
+"""
+)
+
+
 class Prometheus:
-    def __init__(self, workdir: Path, target_port: int) -> None:
+    def __init__(self, workdir: Path, target_port: int, config_text: str = SCRAPE_CONFIG) -> None:
         self.port = free_port()
         config = workdir / "prometheus.yml"
-        config.write_text(SCRAPE_CONFIG.format(port=target_port), encoding="utf-8")
+        config.write_text(config_text.format(port=target_port), encoding="utf-8")
         self.log = workdir / "prometheus.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
@@ -99,12 +115,12 @@ def start(tmp_path: Path, comfyui_dir: Path) -> Iterator[Callable[..., Pid1]]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
     started: list[Prometheus] = []
 
-    def start(target_port: int) -> Prometheus:
+    def start(target_port: int, config_text: str = SCRAPE_CONFIG) -> Prometheus:
         assert Path(PROMETHEUS).exists(), "prometheus is missing: run scripts/bootstrap"
-        server = Prometheus(tmp_path, target_port)
+        server = Prometheus(tmp_path, target_port, config_text)
         started.append(server)
         h.wait_for(server.ready, 30, "prometheus to be ready", step=0.1)
         return server
@@ -116,7 +132,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
 
 def test_prometheus_scrapes_the_sidecar_of_a_pid1_boot_and_holds_the_expected_series(
     start: Callable[..., Pid1],
-    prometheus: Callable[[int], Prometheus],
+    prometheus: Callable[..., Prometheus],
     comfyui_dir: Path,
     tmp_path: Path,
     make_safetensors: Callable[..., Path],
@@ -186,3 +202,81 @@ def test_prometheus_scrapes_the_sidecar_of_a_pid1_boot_and_holds_the_expected_se
 
     run.signal(signal.SIGTERM)
     assert run.wait_exit(15) == 0
+
+
+def test_prometheus_scrapes_a_sidecar_with_tls_and_basic_auth_using_its_scrape_config(
+    start: Callable[..., Pid1],
+    prometheus: Callable[..., Prometheus],
+    tmp_path: Path,
+) -> None:
+    pair = make_cert(tmp_path, "server")
+    path = web_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {pair.cert}\n  key_file: {pair.key}\n"
+        f"basic_auth_users:\n  prometheus: {password_hash('s3cret')}\n",
+    )
+    (tmp_path / "warmup_models.conf").write_text("", encoding="utf-8")
+    metrics_port = free_port()
+    run = start(
+        env={
+            "METRICS": "1",
+            "METRICS_ADDR": "127.0.0.1",
+            "METRICS_PORT": str(metrics_port),
+            "METRICS_WEB_CONFIG": str(path),
+            "WATCHDOG": "0",
+        }
+    )
+    good = SCRAPE_CONFIG_PROTECTED.replace("{ca_file}", str(pair.cert))
+    prom = prometheus(metrics_port, good.replace("{password}", "s3cret"))
+    h.wait_for(
+        lambda: prom.value('up{job="comfy-init"}') == 1.0 or run._fail_if_exited("scrape"),
+        60,
+        "Prometheus to scrape the protected sidecar",
+        step=0.2,
+    )
+    assert prom.value("comfyinit_build_info") == 1.0
+    run.signal(signal.SIGTERM)
+    assert run.wait_exit(15) == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [("{password}", "wrong"), ("scheme: https", "scheme: http")],
+    ids=["wrong password", "plain http"],
+)
+def test_prometheus_with_a_wrong_password_or_plain_http_gets_no_samples(
+    start: Callable[..., Pid1],
+    prometheus: Callable[..., Prometheus],
+    tmp_path: Path,
+    change: tuple[str, str],
+) -> None:
+    pair = make_cert(tmp_path, "server")
+    path = web_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {pair.cert}\n  key_file: {pair.key}\n"
+        f"basic_auth_users:\n  prometheus: {password_hash('s3cret')}\n",
+    )
+    (tmp_path / "warmup_models.conf").write_text("", encoding="utf-8")
+    metrics_port = free_port()
+    start(
+        env={
+            "METRICS": "1",
+            "METRICS_ADDR": "127.0.0.1",
+            "METRICS_PORT": str(metrics_port),
+            "METRICS_WEB_CONFIG": str(path),
+            "WATCHDOG": "0",
+        }
+    )
+    config = SCRAPE_CONFIG_PROTECTED.replace("{ca_file}", str(pair.cert)).replace(*change)
+    prom = prometheus(metrics_port, config.replace("{password}", "s3cret"))
+    h.wait_for(
+        lambda: prom.value('up{job="comfy-init"}') == 0.0,
+        60,
+        "Prometheus to record the failed scrape",
+        step=0.2,
+    )
+    targets = prom.api("/api/v1/targets")["data"]["activeTargets"]
+    (target,) = [t for t in targets if t["labels"]["job"] == "comfy-init"]
+    expected = "401 Unauthorized" if change[0] == "{password}" else "400 Bad Request"
+    assert expected in target["lastError"]
+    assert prom.value("comfyinit_build_info") is None

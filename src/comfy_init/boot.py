@@ -1,15 +1,19 @@
 """``comfy-init start``: the container's main job, as PID 1.
 
 1. (``cli`` already installed the stop-signal handlers, before any other import.)
-2. Check what ComfyUI needs and render + check the supervisord config, so a bad setting
-   fails in a second, not after a long warmup.
+2. RunPod's conventions: ``PUBLIC_KEY`` checked, ``/pre_start.sh`` run, SSH / JupyterLab
+   set up (``runpod_conventions``).  The metrics port's web config is checked and the
+   supervisord config rendered + checked, so a bad setting fails in a second, not after a
+   long warmup.
 3. Warm up (``WARMUP_MODE=blocking``) in a worker thread while the main thread handles
    signals and reaps; a stop signal cancels it and the run exits 128+N.  A warmup that
    fails never keeps ComfyUI from starting: it then reads models from the volume.
 4. Write the cache's ``extra_model_paths.yaml`` (its one write in this start: the background
    warmup runs as ``warmup --copy-only``); start supervisord (ComfyUI, the metrics
-   sidecar, and in ``WARMUP_MODE=background`` the warmup beside them); relay program logs
-   to stdout; watch ComfyUI (readiness lines, crash-loop restarts).
+   sidecar, sshd, JupyterLab, the post-start hook, and in ``WARMUP_MODE=background`` the
+   warmup beside them); relay program logs to stdout; watch ComfyUI (readiness lines,
+   crash-loop restarts).  No ComfyUI on the volume yet: supervisord runs without starting
+   it, and ``comfyui.arrival`` warms and starts it once ``main.py`` appears.
 5. On a stop signal: stop supervisord, then everything left, within the budget
    (``pid1/stop.py``); exit 0.  If supervisord ends on its own: exit ``EXIT_SUPERVISOR``.
 """
@@ -19,38 +23,34 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
 
 import psutil
 
 from comfy_init import logs
-from comfy_init.comfyui import model_paths
+from comfy_init.comfyui.arrival import Arrival
 from comfy_init.errors import (
     EXIT_OK,
     EXIT_WARMUP_INCOMPLETE,
-    ComfyInitError,
     ConfigError,
     signal_exit_code,
 )
-from comfy_init.manifest import lines
-from comfy_init.manifest.lines import Entry
-from comfy_init.manifest.search_path import SearchPath
 from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
+from comfy_init.runpod_conventions import hooks, pod, ssh
 from comfy_init.settings import Settings
-from comfy_init.supervisord import comfyui_keeper, programs, rpc
+from comfy_init.sidecar import web_config
+from comfy_init.supervisord import comfyui_keeper, programs, rpc, update
 from comfy_init.supervisord import config as supervisord_config
-from comfy_init.usage import auto
 from comfy_init.wakeup import Wakeup
-from comfy_init.warmup.report import Report
+from comfy_init.warmup import at_start
+from comfy_init.warmup.at_start import write_model_paths
 
 log = logs.get_logger("boot")
 
-# How long a cancelled warmup may take to remove its temp files; docker's grace is 10 s.
-WARMUP_CANCEL_SECONDS = 8.0
 RPC_TIMEOUT_SECONDS = 2.0
 SHUTDOWN_RPC_SECONDS = 1.0
+ARRIVAL_JOIN_SECONDS = 1.0  # a cancelled warmup after ComfyUI's arrival, at the very end
 
 
 def start(settings: Settings, args: argparse.Namespace) -> int:
@@ -65,16 +65,27 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
     mode = "skip" if skip else settings.warmup_mode
     log.info("starting", pid=os.getpid(), pid1=pid1, warmup=mode, warmup_only=args.warmup_only)
     if args.warmup_only:
+        programs.check_comfyui_present(settings)
         return _warmup_only(settings, reaper, wakeup)
 
-    programs.check_comfyui_present(settings)
-    vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
-    config = supervisord_config.build_config(
-        settings,
-        vram_flags=vram,
-        extra=tuple(args.comfyui_extra or ()),
-        background_warmup=mode == "background",
+    if settings.metrics and settings.metrics_web_config is not None:
+        web_config.load(settings.metrics_web_config)  # a bad file stops us here, not later
+    # A bad key fails now, not at login (unless SSH=0: then PUBLIC_KEY is not used).
+    keys = ssh.parse_public_keys(settings.public_key if settings.ssh != "0" else "")
+    pre = hooks.run_hook(
+        hooks.PRE_START,
+        name="pre_start",
+        timeout=settings.hook_timeout,
+        reaper=reaper,
+        wakeup=wakeup,
     )
+    if pre is not None and pre.signum is not None:
+        return _interrupted(pre.signum, "pre_start")
+    the_pod = pod.prepare(settings, keys, os.environ, reaper=reaper, wakeup=wakeup)
+    if the_pod.signum is not None:
+        return _interrupted(the_pod.signum, "ssh set-up")
+    installed = (settings.comfyui_path / "main.py").is_file()
+    config = _config(settings, args, the_pod, mode=mode, installed=installed)
     supervisord_config.install(settings, config)
     budget = stop.budget(settings.comfyui_stop_seconds)
     if budget.total > stop.DOCKER_GRACE_SECONDS:
@@ -86,31 +97,72 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
             f"least {int(budget.total) + 1} s (docker stop -t, or the pod's stop timeout)",
         )
 
-    if mode == "blocking":
-        finished = _warm_under_pid1(settings, reaper, wakeup)
+    arrival = None
+    if not installed:
+        arrival = Arrival(
+            settings.comfyui_path / "main.py",
+            lambda cancel: _after_arrival(settings, args, the_pod, mode, cancel),
+        )
+    elif mode == "blocking":
+        finished = at_start.under_pid1(settings, reaper, wakeup)
         if finished.signum is not None:
             return _interrupted(finished.signum, "warmup")
-        if finished.error is not None:
-            log.error(
-                "warmup_failed",
-                error=str(finished.error),
-                exc_info=None if isinstance(finished.error, ComfyInitError) else finished.error,
-                effect="ComfyUI starts anyway and reads models from the volume",
-            )
-        elif finished.value is not None and finished.value.config_problems():
-            log.error(
-                "warmup_skipped_lines",
-                problems=finished.value.config_problems(),
-                effect="ComfyUI starts; those models load from where ComfyUI finds them, "
-                "everything else was warmed",
-            )
-    # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it be.
-    write_model_paths(settings)
+        at_start.tell(finished)
+    if installed:
+        # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it.
+        write_model_paths(settings)
 
     signum = stop_signals.take()
     if signum is not None:
         return _interrupted(signum, "start-up")
-    return _run_supervisord(settings, reaper, wakeup, budget, container_started)
+    return _run_supervisord(settings, reaper, wakeup, budget, container_started, arrival=arrival)
+
+
+def _config(
+    settings: Settings,
+    args: argparse.Namespace,
+    the_pod: pod.Pod,
+    *,
+    mode: str,
+    installed: bool,
+) -> supervisord_config.SupervisordConfig:
+    """This start's supervisord config: ComfyUI autostarts only once it is installed."""
+    vram = ("--highvram",) if args.highvram else ("--lowvram",) if args.lowvram else ()
+    return supervisord_config.build_config(
+        settings,
+        vram_flags=vram,
+        extra=tuple(args.comfyui_extra or ()),
+        background_warmup=installed and mode == "background",
+        comfyui_installed=installed,
+        sshd=the_pod.sshd,
+        jupyter_lab=the_pod.jupyter_lab,
+        post_start=the_pod.post_start,
+    )
+
+
+def _after_arrival(
+    settings: Settings,
+    args: argparse.Namespace,
+    the_pod: pod.Pod,
+    mode: str,
+    cancel: threading.Event,
+) -> None:
+    """ComfyUI appeared on the volume: warm (blocking mode), write its paths, then render
+    the config again and have the running supervisord take it: ComfyUI (and a background
+    warmup) start, SSH sessions and the sidecar go on."""
+    if mode == "blocking":
+        try:
+            at_start.left_out(at_start.warm(settings, cancel))
+        except Exception as exc:
+            at_start.failed(exc)
+        if cancel.is_set():
+            return
+    write_model_paths(settings)
+    supervisord_config.install(
+        settings, _config(settings, args, the_pod, mode=mode, installed=True)
+    )
+    client = rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS)
+    update.apply(client)
 
 
 def _run_supervisord(
@@ -119,6 +171,8 @@ def _run_supervisord(
     wakeup: Wakeup,
     budget: stop.Budget,
     container_started: float,
+    *,
+    arrival: Arrival | None = None,
 ) -> int:
     # Constructed before supervisord starts: log files left by an earlier run are followed
     # from their end, so nothing is relayed twice.
@@ -134,21 +188,31 @@ def _run_supervisord(
         container_started=container_started,
         backoff=comfyui_keeper.Backoff(settings.comfyui_restart_backoff),
     ).start()
+    if arrival is not None:
+        arrival.start()
+
+    def stopping() -> None:
+        keeper.stop()
+        if arrival is not None:
+            arrival.stop()  # a warmup it runs is cancelled and removes its temp files
+
     try:
         code = supervise.run_supervisord(
             pid,
             reaper=reaper,
             wakeup=wakeup,
             budget=budget,
-            on_stopping=keeper.stop,
+            on_stopping=stopping,
             request_stop=lambda: request_shutdown(client),
         )
     except BaseException:
-        keeper.stop()
+        stopping()
         stop.terminate_leftovers(reaper, wakeup, budget)
         raise
     finally:
         relay.stop()
+        if arrival is not None:
+            arrival.join(ARRIVAL_JOIN_SECONDS)
     log.info("exiting", code=code, orphans_reaped=reaper.orphans_reaped)
     return code
 
@@ -168,27 +232,8 @@ def request_shutdown(client: rpc.Client) -> bool:
     return True
 
 
-def _warm(settings: Settings, cancel: threading.Event) -> Report:
-    from comfy_init.warmup import engine  # the copier's threads start only when warming
-
-    return engine.run(settings, config=None, cancel=cancel)
-
-
-def _warm_under_pid1(
-    settings: Settings, reaper: Reaper, wakeup: Wakeup
-) -> supervise.Finished[Report]:
-    """Warm in a worker thread while the main thread takes signals and reaps."""
-    return supervise.run_worker(
-        lambda cancel: _warm(settings, cancel),
-        name="warmup",
-        reaper=reaper,
-        wakeup=wakeup,
-        cancel_grace=WARMUP_CANCEL_SECONDS,
-    )
-
-
 def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
-    finished = _warm_under_pid1(settings, reaper, wakeup)
+    finished = at_start.under_pid1(settings, reaper, wakeup)
     if finished.signum is not None:
         return _interrupted(finished.signum, "warmup")
     if finished.error is not None:
@@ -208,21 +253,3 @@ def _interrupted(signum: int, during: str) -> int:
     code = signal_exit_code(signum)
     log.warning("interrupted", signal=supervise.signal_name(signum), during=during, code=code)
     return code
-
-
-def config_entries(settings: Settings) -> list[Entry]:
-    """The warmup config's good entries (a bad line is left out: the warmup reports it);
-    none when there is no readable config (ComfyUI still starts, and then reads every
-    model from the volume)."""
-    try:
-        path = lines.locate(settings, None)
-        return lines.load_lines(path, SearchPath.of(settings).anchors()).entries
-    except ConfigError as exc:
-        log.info("model_paths_without_config", reason=str(exc))
-        return []
-
-
-def write_model_paths(settings: Settings) -> None:
-    """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
-    entries = config_entries(settings)
-    model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))

@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve Prometheus metrics on $METRICS_ADDR:$METRICS_PORT, watch ComfyUI "
         "(watchdog) and copy downloads from the cache back to the volume.",
     )
+    hook = sub.add_parser(
+        "hook",
+        help="run one of RunPod's start hooks (post-start: run by supervisord)",
+        description="post-start: wait until ComfyUI answers, then run /post_start.sh with bash "
+        "within $HOOK_TIMEOUT seconds; exit 0 whatever the hook did (its failure is logged).",
+    )
+    hook.add_argument("hook", choices=["post-start"], help="which hook")
     return parser
 
 
@@ -134,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from comfy_init.sidecar import command as sidecar_command
 
             return sidecar_command.run(conf)
+        if args.command == "hook":
+            from comfy_init.runpod_conventions import hooks
+
+            return hooks.post_start(
+                hooks.POST_START, port=conf.comfyui_port, timeout=conf.hook_timeout
+            )
         raise errors.UsageError(f"unknown command {args.command!r}")
     except errors.ComfyInitError as exc:
         if log is not None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -189,3 +189,28 @@ class ShellArgs(Kind[tuple[str, ...]]):
 
     def show(self, value: tuple[str, ...]) -> str:
         return shlex.join(value)
+
+
+@dataclass(frozen=True)
+class EnvVar(Generic[T]):
+    name: str
+    field: str  # the Settings field it sets
+    kind: Kind[T]
+    default: T  # in the variable's own unit, as the user writes it
+    meaning: str  # Markdown, one line of the README table
+
+    @property
+    def default_text(self) -> str:
+        return self.kind.show(self.default)
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The field's value; ValueError if the variable is set to something its kind refuses."""
+        text = environ.get(self.name)
+        return self.kind.setting(self.default if text is None else self.kind.parse(text))
+
+
+# Kinds and units that several declarations share (``env_vars``).
+MIB = 1024 * 1024
+DAY = 86400.0
+DIRECTORY = AbsolutePath("a directory path")
+PORT = Whole(1, 65535, noun="a port number")

@@ -8,7 +8,7 @@ value.  Every path under ``RUN_DIR`` is named here, and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,9 @@ class Settings:
     metrics: bool
     metrics_port: int
     metrics_addr: str
+    metrics_web_config: Path | None
+    metrics_read_timeout: float
+    metrics_max_requests: int
     watchdog: bool
     watchdog_interval: float
     watchdog_failures: int
@@ -54,6 +57,17 @@ class Settings:
     writeback: bool
     log_level: str
     log_format: str
+    public_key: str = field(repr=False)
+    ssh: str
+    jupyter_password: str = field(repr=False)
+    jupyter: str
+    hook_timeout: float
+    runpod_endpoint_id: str
+
+    @property
+    def serverless(self) -> bool:
+        """A RunPod serverless worker (RunPod sets the endpoint id there only)."""
+        return bool(self.runpod_endpoint_id)
 
     @property
     def models_path(self) -> Path:

@@ -5,7 +5,10 @@
 - ``procfs``: signal masks, state, PID namespace and role of a process, from ``/proc``;
 - ``pid1``: ``Pid1``, ``/init`` as PID 1 of a fresh PID namespace (``unshare``);
 - ``boots``: a fresh configuration per test run and the stand-in's records;
-- ``standin``: the stand-in's fake install and ``StandinProcess``.
+- ``standin``: the stand-in's fake install and ``StandinProcess``;
+- ``certs``: certificates (``openssl``), bcrypt hashes and web config files for the metrics
+  port.
+- ``podman``: the image built with podman and run as containers (``Container``).
 
 ``tests/`` is on the import path: pytest puts it there (rootdir without ``__init__.py``),
 ``bench/__init__.py`` does for the benchmarks.

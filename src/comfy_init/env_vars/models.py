@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from comfy_init.env_values import Choice, Flag, OptionalPath, Text, Whole
-from comfy_init.env_vars.variable import DIRECTORY, MIB, EnvVar
+from comfy_init.env_values import DIRECTORY, MIB, Choice, EnvVar, Flag, OptionalPath, Text, Whole
 
 # Name of the warmup config file, looked up as WARMUP_CONFIG's meaning says.
 WARMUP_CONFIG_NAME = "warmup_models.conf"

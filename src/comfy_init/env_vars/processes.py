@@ -8,8 +8,12 @@ from typing import Any
 
 from comfy_init import logs
 from comfy_init.env_values import (
+    DAY,
+    DIRECTORY,
+    PORT,
     AbsolutePath,
     Choice,
+    EnvVar,
     Flag,
     OptionalPath,
     Seconds,
@@ -17,7 +21,6 @@ from comfy_init.env_values import (
     Text,
     Whole,
 )
-from comfy_init.env_vars.variable import DAY, DIRECTORY, PORT, EnvVar
 
 VARS: tuple[EnvVar[Any], ...] = (
     EnvVar(
@@ -94,6 +97,29 @@ VARS: tuple[EnvVar[Any], ...] = (
         # Prometheus scrapes the pod from outside, so the sidecar binds every interface.
         "0.0.0.0",  # noqa: S104
         "bind address of the metrics sidecar",
+    ),
+    EnvVar(
+        "METRICS_WEB_CONFIG",
+        "metrics_web_config",
+        OptionalPath("a file path"),
+        None,
+        "web config file of the metrics port in Prometheus' exporter-toolkit format "
+        "(`basic_auth_users`, `tls_server_config`); empty: plain HTTP, no password",
+    ),
+    EnvVar(
+        "METRICS_READ_TIMEOUT",
+        "metrics_read_timeout",
+        Seconds(0.1, 300),
+        5.0,
+        "seconds a client of the metrics port has to send its request (TLS handshake "
+        "included) before it is dropped",
+    ),
+    EnvVar(
+        "METRICS_MAX_REQUESTS",
+        "metrics_max_requests",
+        Whole(1, 10000),
+        40,
+        "requests the metrics port serves at once; beyond that it answers 503",
     ),
     EnvVar(
         "WATCHDOG",

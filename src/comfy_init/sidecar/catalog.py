@@ -167,6 +167,7 @@ METRICS: tuple[Metric, ...] = (
         "STOPPING, EXITED, FATAL, UNKNOWN), 0 for the others.",
         ("state",),
     ),
+    _m("comfyui_installed", "gauge", "1 if COMFYUI_PATH holds main.py; 0 while waiting for it."),
     _m(
         "comfyui_uptime_seconds",
         "gauge",

@@ -30,7 +30,7 @@ from comfy_init import logs
 from comfy_init.comfyui import api
 from comfy_init.manifest.search_path import SearchPath
 from comfy_init.settings import Settings
-from comfy_init.sidecar import download_return, families
+from comfy_init.sidecar import download_return, families, web_config
 from comfy_init.sidecar.cache_source import CacheSource
 from comfy_init.sidecar.collector import SidecarCollector, Source
 from comfy_init.sidecar.endpoints import Server
@@ -126,10 +126,14 @@ class Sidecar:
 
     # --- life cycle
     def start(self) -> None:
-        """Bind the port (raises OSError if taken), then start every loop."""
+        """Read the web config (ConfigError if bad), bind the port (OSError if taken), then
+        start every loop."""
+        path = self.settings.metrics_web_config
+        web = web_config.load(path) if path is not None else None
         self.server = Server(
             self.settings.metrics_addr, self.settings.metrics_port, self.registry,
-            self.health, self.ready,
+            self.health, self.ready, read_timeout=self.settings.metrics_read_timeout,
+            max_requests=self.settings.metrics_max_requests, web=web,
         )  # fmt: skip
         self.counter.baseline(self._read_report())
         self.prober.round()
@@ -150,6 +154,8 @@ class Sidecar:
             "metrics_serving",
             addr=self.settings.metrics_addr,
             port=self.server.server_address[1],
+            tls=web is not None and web.tls is not None,
+            basic_auth=web is not None and bool(web.users),
             watchdog=self.settings.watchdog,
             writeback=self.settings.writeback,
         )
@@ -237,6 +243,7 @@ class Sidecar:
     def _sidecar_families(self) -> list[Metric]:
         stats = self.download_return.stats
         return [
+            families.single("comfyui_installed", 1.0 if self._comfyui_installed() else 0.0),
             families.labelled("comfyui_restarts_total", [((), self.prober.restarts_seen)]),
             families.labelled("watchdog_restarts_total", [((), self.prober.hang.restarts)]),
             families.single("watchdog_failed_probes", self.prober.hang.failed_probes),
@@ -261,10 +268,15 @@ class Sidecar:
             return False, f"supervisord unavailable: {self.health_status.error}"
         if info.statename in READY_STATES:
             return True, f"ok: {self.program} {info.statename}"
+        if info.statename == "STOPPED" and not self._comfyui_installed():
+            # An empty volume: the pod is alive and waits for the user to install ComfyUI.
+            return True, f"ok: waiting for ComfyUI at {self._main_py}"
         detail = f" ({info.spawnerr})" if info.spawnerr else ""
         return False, f"{self.program} is {info.statename}{detail}"
 
     def ready(self) -> tuple[bool, str]:
+        if not self._comfyui_installed():
+            return False, f"ComfyUI not installed: no {self._main_py}"
         try:
             api.system_stats(self.settings.comfyui_port, timeout=1.0)
         except api.ComfyUIUnavailable:
@@ -272,6 +284,13 @@ class Sidecar:
         if self.settings.warmup_mode == "blocking" and self.warmup.state() == "running":
             return False, "warmup running"
         return True, "ok: comfyui answers"
+
+    @property
+    def _main_py(self) -> Path:
+        return self.settings.comfyui_path / "main.py"
+
+    def _comfyui_installed(self) -> bool:
+        return self._main_py.is_file()
 
 
 def _by_type(values: dict[str, int]) -> list[tuple[tuple[str], float]]:

@@ -44,15 +44,32 @@ def build_config(
     background_warmup: bool = False,
     user: str | None = None,
     python: str | None = None,
+    comfyui_installed: bool = True,
+    sshd: str | None = None,
+    jupyter_lab: str | None = None,
+    post_start: bool = False,
 ) -> SupervisordConfig:
-    """Render the config for ``settings``; raise ConfigError/EnvironmentMissing."""
+    """Render the config for ``settings``; raise ConfigError/EnvironmentMissing.
+
+    While ComfyUI is not installed its interpreter cannot be looked for yet: the config is
+    rendered again once it is (``boot``)."""
+    if python is None:
+        python = (
+            programs.comfyui_python(settings)
+            if comfyui_installed
+            else settings.comfyui_python or "python3"
+        )
     start = programs.Start(
         settings,
-        python=python or programs.comfyui_python(settings),
+        python=python,
         vram_flags=vram_flags,
         extra=extra,
         background_warmup=background_warmup,
         env_binary=shutil.which("env") or "/usr/bin/env",
+        comfyui_installed=comfyui_installed,
+        sshd=sshd,
+        jupyter_lab=jupyter_lab,
+        post_start=post_start,
     )
     chosen = programs.for_start(start)
     template = render.template_path(settings)

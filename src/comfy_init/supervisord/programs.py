@@ -26,6 +26,7 @@ from comfy_init.errors import (
     ConfigError,
     EnvironmentMissing,
 )
+from comfy_init.runpod_conventions import services, ssh
 from comfy_init.settings import Settings
 from comfy_init.supervisord.comfyui_process import COMFYUI
 
@@ -48,6 +49,7 @@ class Program:
     argv: tuple[str, ...]
     directory: Path
     priority: int  # started lowest first, stopped highest first (one at a time)
+    autostart: bool = True  # False: started later over the socket (ComfyUI on an empty volume)
     autorestart: bool
     start_seconds: int  # supervisord's startsecs: up this long counts as started
     start_retries: int = 3  # early crashes retried before FATAL
@@ -71,6 +73,10 @@ class Start:
     background_warmup: bool = False
     env_binary: str = "/usr/bin/env"
     own_python: str = sys.executable  # comfy-init's interpreter, for its own programs
+    comfyui_installed: bool = True  # False: ComfyUI waits (not autostarted) for its main.py
+    sshd: str | None = None  # sshd's path when SSH runs
+    jupyter_lab: str | None = None  # jupyter-lab's path when JupyterLab runs
+    post_start: bool = False  # there is a /post_start.sh
 
 
 def strip_separator(extra: Sequence[str]) -> list[str]:
@@ -167,6 +173,7 @@ def comfyui(start: Start) -> Program:
         ),
         directory=settings.comfyui_path,
         priority=300,
+        autostart=start.comfyui_installed,
         autorestart=True,
         start_seconds=5,
         stop_signal="INT",
@@ -215,8 +222,68 @@ def warmup(start: Start) -> Program | None:
     )
 
 
+def sshd(start: Start) -> Program | None:
+    """SSH into the pod (RunPod's PUBLIC_KEY convention), when it runs."""
+    if start.sshd is None:
+        return None
+    return Program(
+        name="sshd",
+        argv=tuple(ssh.sshd_argv(start.sshd)),
+        directory=Path("/"),
+        priority=50,
+        autorestart=True,
+        start_seconds=1,
+        stop_seconds=2,
+        comment="SSH (PUBLIC_KEY): started first and stopped last, so a session sees ComfyUI "
+        "stop; keys and host keys are set up by comfy-init before supervisord starts.",
+    )
+
+
+def jupyter(start: Start) -> Program | None:
+    """JupyterLab on 8888 rooted at the volume (JUPYTER_PASSWORD), when it runs."""
+    if start.jupyter_lab is None:
+        return None
+    return Program(
+        name="jupyter",
+        argv=tuple(services.jupyter_argv(start.jupyter_lab, start.settings.comfyui_path.parent)),
+        directory=Path("/"),
+        priority=60,
+        autorestart=True,
+        start_seconds=2,
+        stop_seconds=2,
+        environment={
+            "PYTHONUNBUFFERED": "1",
+            **services.jupyter_environment(start.settings.jupyter_password),
+        },
+    )
+
+
+def post_start(start: Start) -> Program | None:
+    """/post_start.sh once ComfyUI answers (RunPod's hook), when the file exists."""
+    if not start.post_start:
+        return None
+    return Program(
+        name="post_start",
+        argv=own_command(start, "hook", "post-start"),
+        directory=Path("/"),
+        priority=250,
+        autorestart=False,
+        start_seconds=0,
+        stop_seconds=3,
+        comment="One-shot: waits until ComfyUI answers, runs /post_start.sh (HOOK_TIMEOUT), "
+        "exits 0 whatever the hook did (a failure is logged).",
+    )
+
+
 # Every program comfy-init may run, in the config's order; a new program is one entry.
-PROGRAMS: tuple[Callable[[Start], Program | None], ...] = (comfyui, metrics, warmup)
+PROGRAMS: tuple[Callable[[Start], Program | None], ...] = (
+    comfyui,
+    metrics,
+    warmup,
+    sshd,
+    jupyter,
+    post_start,
+)
 
 
 def for_start(start: Start) -> list[Program]:
