@@ -12,6 +12,7 @@ import yaml
 
 from comfy_init import boot, settings
 from comfy_init.comfyui.model_paths import configured_types
+from comfy_init.warmup import at_start
 from harness import boots as h
 from harness.pid1 import Pid1
 from harness.polling import wait_for
@@ -59,7 +60,7 @@ def test_model_paths_file_lists_the_config_types_and_exists_without_a_config(
     boot.write_model_paths(s)
     assert s.cache_yaml_path.is_file()
     (tmp_path / "warmup_models.conf").write_text("loras/a.safetensors\ncheckpoints/b.sft\n")
-    assert configured_types(boot.config_entries(s)) == ["loras", "checkpoints"]
+    assert configured_types(at_start.config_entries(s)) == ["loras", "checkpoints"]
     boot.write_model_paths(s)
     section = next(iter(yaml.safe_load(s.cache_yaml_path.read_text()).values()))
     assert section["loras"] == str(tmp_path / "cache" / "loras")
@@ -129,11 +130,27 @@ def test_blocking_warmup_copies_first_and_comfyui_resolves_the_cache_first(
 
 @process
 def test_a_failed_warmup_still_starts_comfyui(start: Callable[..., Pid1], tmp_path: Path) -> None:
-    (tmp_path / "warmup_models.conf").write_text("/absolute/is/not/allowed.safetensors\n")
+    (tmp_path / "warmup_models.conf").write_bytes(b"loras/\xff\xfe.safetensors\n")  # not UTF-8
     run = start()
     failed = run.wait_event("warmup_failed", 30)
-    assert "warmup_models.conf:1" in failed["error"]
+    assert f"warmup config {tmp_path / 'warmup_models.conf'}: cannot be read" in failed["error"]
     run.wait_event("comfyui_ready", 30)
+    assert Path(run.env["RUN_DIR"], "extra_model_paths.yaml").is_file()
+    assert stop(run) == 0
+
+
+@process
+def test_a_skipped_config_line_is_logged_and_comfyui_starts(
+    start: Callable[..., Pid1], tmp_path: Path
+) -> None:
+    (tmp_path / "warmup_models.conf").write_text("/absolute/is/not/allowed.safetensors\n")
+    run = start()
+    skipped = run.wait_event("warmup_skipped_lines", 30)
+    assert [p.split(": ")[0] for p in skipped["problems"]] == [
+        f"{tmp_path / 'warmup_models.conf'}:1"
+    ]
+    run.wait_event("comfyui_ready", 30)
+    assert not run.find_events("warmup_failed")
     assert Path(run.env["RUN_DIR"], "extra_model_paths.yaml").is_file()
     assert stop(run) == 0
 

@@ -23,7 +23,6 @@ from inotify_simple import flags as iflags
 
 import warmup_tree
 from comfy_init import logs, settings
-from comfy_init.errors import ConfigError
 from comfy_init.files import durable
 from comfy_init.files.durable import PARTIAL_SUFFIX
 from comfy_init.warmup import engine, live_report, progress
@@ -142,15 +141,27 @@ def test_unmatched_line_is_a_missing_record_with_its_line_and_the_rest_warms(
     assert summary["copied"] == 1
 
 
-def test_bad_config_line_raises_config_error_naming_file_and_line_before_any_copy(
-    tree: Tree,
+def test_a_bad_config_line_is_skipped_alone_logged_and_listed_in_the_report(
+    tree: Tree, log_lines: io.StringIO
 ) -> None:
     tree.model("loras/x.safetensors", KiB)
     conf = tree.config("loras/x.safetensors\nloras/../../etc/passwd\n")
-    with pytest.raises(ConfigError, match=f"{conf}:2"):
-        warm(tree.settings())
-    assert not (tree.cache / "loras" / "x.safetensors").exists()
-    assert not (tree.run / "warmup-report.json").exists()
+    report = warm(tree.settings())
+    assert (tree.cache / "loras" / "x.safetensors").is_file()
+    assert [(r.name, r.status) for r in report.files] == [("x.safetensors", "copied")]
+    (skipped,) = report.skipped
+    assert (skipped.line, skipped.entry, skipped.reason) == (
+        f"{conf}:2",
+        "loras/../../etc/passwd",
+        "invalid",
+    )
+    assert skipped.error.startswith(f"{conf}:2: warmup config line 'loras/../../etc/passwd'")
+    on_disk = read_report(tree.run / "warmup-report.json")
+    assert on_disk is not None
+    assert on_disk.skipped == report.skipped
+    (logged,) = events(log_lines, "config_line_skipped")
+    assert logged["line"] == f"{conf}:2"
+    assert events(log_lines, "warmup_finished")[0]["skipped_lines"] == 1
 
 
 def test_leftover_partial_files_from_a_killed_run_are_removed(

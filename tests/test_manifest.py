@@ -295,15 +295,29 @@ def test_expand_never_matches_partial_copies_or_hidden_names_by_wildcard(models:
     assert names(models, "loras/.hidden.safetensors") == ["loras/.hidden.safetensors"]
 
 
-def test_expand_treats_legacy_unet_and_clip_as_plain_folders(models: Path) -> None:
-    touch(models / "unet" / "flux1-dev.safetensors")
+def test_legacy_unet_and_clip_search_the_same_folders_as_their_new_names_as_comfyui_does(
+    models: Path,
+) -> None:
+    flux = touch(models / "unet" / "flux1-dev.safetensors")
     touch(models / "clip" / "t5xxl_fp16.safetensors")
-    touch(models / "diffusion_models" / "other.safetensors")
+    other = touch(models / "diffusion_models" / "other.safetensors")
+    both = touch(models / "unet" / "both.safetensors")
+    touch(models / "diffusion_models" / "both.safetensors", b"searched after models/unet")
     assert names(models, "unet/flux1-dev.safetensors\nclip/*") == [
         "unet/flux1-dev.safetensors",
         "clip/t5xxl_fp16.safetensors",
     ]
-    assert names(models, "diffusion_models/flux1-dev.safetensors") == []
+    # ComfyUI's diffusion_models (alias unet) searches models/unet, then models/diffusion_models.
+    text = "diffusion_models/flux1-dev.safetensors\nunet/other.safetensors\ndiffusion_models/both*"
+    found = expand(parse(text, "w.conf"), SearchPath(models)).files
+    assert [(f.type, f.name, f.source) for f in found] == [
+        ("diffusion_models", "flux1-dev.safetensors", flux),
+        ("unet", "other.safetensors", other),
+        ("diffusion_models", "both.safetensors", both),
+    ]
+    # One model named under both names is one file for ComfyUI: copied once.
+    twice = "unet/flux1-dev.safetensors\ndiffusion_models/flux1-dev.safetensors"
+    assert names(models, twice) == ["unet/flux1-dev.safetensors"]
 
 
 def test_expand_follows_symlinks_that_stay_inside_the_models_tree(models: Path) -> None:
@@ -346,21 +360,43 @@ def test_expand_works_when_the_models_folder_itself_is_a_symlink(tmp_path: Path)
         "loras/outdir/*",  # a folder to list links out
         "loras/**/secret.safetensors",  # a ** walk meets a folder that links out
         "loras/*/secret.safetensors",
+        "loras/*.safetensors",  # a wildcard keeps the line's other files
     ],
 )
-def test_expand_refuses_a_symlink_leading_out_of_the_models_tree(
+def test_a_symlink_leading_out_of_the_fence_is_skipped_alone_named_with_its_line_and_target(
     models: Path, tmp_path: Path, line: str
 ) -> None:
     outside = touch(tmp_path / "elsewhere" / "secret.safetensors")
     (models / "loras").mkdir()
     (models / "loras" / "out.safetensors").symlink_to(outside)
     (models / "loras" / "outdir").symlink_to(outside.parent)
-    with pytest.raises(ConfigError) as caught:
-        expand(parse(f"# c\n{line}\n", "/v/w.conf"), SearchPath(models))
-    message = str(caught.value)
-    assert message.startswith("/v/w.conf:2: ")
-    assert repr(line) in message
-    assert str(tmp_path / "elsewhere") in message
+    kept = touch(models / "loras" / "kept.safetensors")
+    expansion = expand(
+        parse(f"# c\n{line}\nloras/kept.safetensors\n", "/v/w.conf"), SearchPath(models)
+    )
+    assert all(f.source.resolve().is_relative_to(models) for f in expansion.files)
+    assert kept in [f.source for f in expansion.files]
+    assert expansion.unmatched == []
+    (skip,) = expansion.skipped
+    assert (skip.origin, skip.text, skip.reason) == ("/v/w.conf:2", line, "link_outside")
+    assert skip.message.startswith(f"/v/w.conf:2: warmup config line {line!r} reaches ")
+    assert str(tmp_path / "elsewhere") in skip.message
+    with pytest.raises(ConfigError) as caught:  # the strict form raises for this line alone
+        resolve(parse(line, "/v/w.conf")[0], SearchPath(models))
+    assert caught.value.problems == [skip.message.replace("/v/w.conf:2", "/v/w.conf:1")]
+
+
+def test_a_symlink_loop_is_skipped_and_named_a_loop(models: Path) -> None:
+    (models / "loras").mkdir()
+    (models / "loras" / "loop.safetensors").symlink_to(models / "loras" / "loop.safetensors")
+    touch(models / "loras" / "ok.safetensors")
+    expansion = expand(parse("loras/*\nloras/loop.safetensors", "w.conf"), SearchPath(models))
+    assert [f.name for f in expansion.files] == ["ok.safetensors"]
+    assert [(s.origin, s.reason) for s in expansion.skipped] == [
+        ("w.conf:1", "link_loop"),
+        ("w.conf:2", "link_loop"),
+    ]
+    assert "loop.safetensors, a symlink that loops" in expansion.skipped[0].message
 
 
 def test_expand_survives_a_symlink_cycle_and_lists_each_file_once(models: Path) -> None:
@@ -448,8 +484,10 @@ def build_tree(
 
 
 def oracle(models: Path, text: str) -> list[str]:
-    """The expansion by the standard library's glob, for comparison."""
+    """The expansion by the standard library's glob, for comparison: every file matched
+    whose real path stays in the models folder."""
     out: list[str] = []
+    root = models.resolve()
     for entry in parse(text, "w.conf"):
         type_dir = models / entry.type
         found = sorted(
@@ -457,6 +495,7 @@ def oracle(models: Path, text: str) -> list[str]:
                 name
                 for name in glob.glob(entry.pattern, root_dir=type_dir, recursive=True)
                 if (type_dir / name).is_file()
+                and (type_dir / name).resolve().is_relative_to(root)
                 and not name.endswith((".comfy-init-partial", "/"))  # "file/" is no file
             }
         )
@@ -471,17 +510,12 @@ def test_expansion_stays_inside_models_yields_each_file_once_in_priority_order(
 ) -> None:
     models = build_tree(scratch / "t", files, symlinks)
     root = models.resolve()
-    try:
-        expansion = expand(parse(text, "w.conf"), SearchPath(models))
-    except ConfigError as exc:
-        refused: ConfigError | None = exc
-    else:
-        refused = None
-    event("refused" if refused is not None else "expanded")
-    if refused is not None:  # only a symlink leading out may make a valid line fail
+    expansion = expand(parse(text, "w.conf"), SearchPath(models))
+    event("refused" if expansion.skipped else "expanded")
+    if expansion.skipped:  # only a symlink leading out is refused, and only what it reaches
         assert any(leads_out for _, _, leads_out in symlinks)
-        assert "outside the models folder" in str(refused)
-        return
+        assert all(s.reason == "link_outside" for s in expansion.skipped)
+        assert all(str(scratch / "t" / "outside") in s.message for s in expansion.skipped)
     got = [f"{f.type}/{f.name}" for f in expansion.files]
     event(f"files: {min(len(got), 3)}{'+' if len(got) >= 3 else ''}")
     assert all(f.source.resolve().is_relative_to(root) for f in expansion.files)

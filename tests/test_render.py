@@ -17,7 +17,7 @@ from supervisor.datatypes import dict_of_key_value_pairs
 from supervisor.options import ProcessConfig, ServerOptions, expand
 
 from comfy_init import settings
-from comfy_init.errors import EXIT_WARMUP_INCOMPLETE, ConfigError, EnvironmentMissing
+from comfy_init.errors import EXIT_CONFIG, EXIT_WARMUP_INCOMPLETE, ConfigError, EnvironmentMissing
 from comfy_init.supervisord import config as supervisord_config
 from comfy_init.supervisord import programs, render
 
@@ -262,14 +262,14 @@ def test_comfyui_stops_first_on_sigint_within_comfyui_stop_seconds(tmp_path: Pat
     assert comfyui.autorestart
 
 
-def test_the_background_warmup_runs_once_and_an_incomplete_warmup_is_expected(
+def test_the_background_warmup_runs_once_and_skipped_lines_or_an_incomplete_warmup_are_expected(
     tmp_path: Path,
 ) -> None:
     start = programs.Start(conf(tmp_path), python="/py", background_warmup=True)
     warmup = programs.warmup(start)
     assert warmup is not None
     assert not warmup.autorestart
-    assert warmup.exit_codes == (0, EXIT_WARMUP_INCOMPLETE)
+    assert warmup.exit_codes == (0, EXIT_CONFIG, EXIT_WARMUP_INCOMPLETE)
     assert warmup.priority < min(p.priority for p in programs.for_start(start)[:2])
 
 

@@ -14,6 +14,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import settings
 from comfy_init.files.durable import PARTIAL_SUFFIX
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.sidecar import proc_writers
 from comfy_init.sidecar.download_return import DownloadReturn, place_no_replace
 from comfy_init.sidecar.wiring import Sidecar
@@ -46,7 +47,7 @@ class Tree:
         self.own_opens: list[Path] = []
         self.returns = DownloadReturn(
             self.cache,
-            self.volume,
+            SearchPath(self.volume),
             self.read_report,
             self.own_opens.append,
             settle_seconds=SETTLE,
@@ -240,7 +241,9 @@ def test_a_download_is_returned_across_filesystems_through_the_kernel_copy(
     (cache / "loras").mkdir(parents=True)
     (cache / "loras" / "x.safetensors").write_bytes(data)
     clock = Clock()
-    returns = DownloadReturn(cache, volume, lambda: None, settle_seconds=SETTLE, clock=clock)
+    returns = DownloadReturn(
+        cache, SearchPath(volume), lambda: None, settle_seconds=SETTLE, clock=clock
+    )
     assert returns.scan() == 1
     for _ in range(2):
         clock.now += SETTLE

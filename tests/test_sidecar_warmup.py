@@ -8,7 +8,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init.sidecar.collector import SidecarCollector, Source
 from comfy_init.sidecar.warmup_source import WarmupSource
-from comfy_init.warmup.report import FileRecord, Report, Totals, write_report
+from comfy_init.warmup.report import FileRecord, Report, SkippedLine, Totals, write_report
 
 GB = 1_000_000_000
 
@@ -155,3 +155,24 @@ def test_corrupt_report_flags_the_source_down_and_the_scrape_still_works(
     assert reg.get_sample_value("comfyinit_build_info", {"version": "0.1.0"}) == 1
     path.write_text('{"version": 99}', encoding="utf-8")
     assert reg.get_sample_value("comfyinit_source_up", {"source": "warmup_report"}) == 0
+
+
+def test_skipped_lines_and_user_yaml_problems_are_counted_by_reason(
+    tmp_path: Path,
+) -> None:
+    report = finished_report()
+    report.skipped = [
+        SkippedLine("w.conf:2", "loras/../x", "invalid", "w.conf:2: ..."),
+        SkippedLine("w.conf:5", "loras/*", "link_outside", "w.conf:5: ..."),
+        SkippedLine("w.conf:5", "loras/*", "link_outside", "w.conf:5: ..."),
+    ]
+    report.user_yaml_problems = ["/w/ComfyUI/extra_model_paths.yaml:3: a list"]
+    path = tmp_path / "warmup-report.json"
+    write_report(path, report)
+    reg = registry_for(path)
+
+    def skipped(reason: str) -> float | None:
+        return reg.get_sample_value("comfyinit_warmup_skipped_lines", {"reason": reason})
+
+    assert (skipped("invalid"), skipped("link_outside"), skipped("link_loop")) == (1, 2, 0)
+    assert skipped("user_yaml") == 1

@@ -105,13 +105,19 @@ def test_kill_9_mid_copy_leaves_only_a_hidden_temp_and_the_next_run_completes(se
     assert "partial_removed" in done.stderr
 
 
-def test_bad_config_line_exits_3_naming_file_and_line(setup: Setup) -> None:
+def test_bad_config_line_exits_3_naming_file_and_line_after_warming_the_good_ones(
+    setup: Setup,
+) -> None:
     setup.model("loras/x.safetensors", KiB)
     conf = setup.config("loras/x.safetensors\n/etc/passwd\n")
     result = setup.run_cmd()
     assert result.returncode == 3
-    assert f"{conf}:2" in result.stderr
-    assert not (setup.cache / "loras" / "x.safetensors").exists()
+    assert f"{conf}:2: warmup config line '/etc/passwd' is an absolute path outside" in (
+        result.stderr
+    )
+    assert (setup.cache / "loras" / "x.safetensors").read_bytes() == (
+        setup.models / "loras" / "x.safetensors"
+    ).read_bytes()
 
 
 def test_exit_5_when_a_file_does_not_fit_the_free_space_minus_reserve(setup: Setup) -> None:

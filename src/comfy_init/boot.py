@@ -25,23 +25,18 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
 from collections.abc import Mapping
 
 import psutil
 
 from comfy_init import logs
-from comfy_init.comfyui import model_paths
 from comfy_init.comfyui.arrival import Arrival
 from comfy_init.errors import (
     EXIT_OK,
     EXIT_WARMUP_INCOMPLETE,
-    ComfyInitError,
     ConfigError,
     signal_exit_code,
 )
-from comfy_init.manifest import lines
-from comfy_init.manifest.lines import Entry
 from comfy_init.pid1 import stop, stop_signals, supervise
 from comfy_init.pid1.children import Reaper, become_subreaper, spawn
 from comfy_init.pid1.relay import LogRelay
@@ -51,14 +46,12 @@ from comfy_init.settings import Settings
 from comfy_init.sidecar import web_config
 from comfy_init.supervisord import comfyui_keeper, programs, rpc, update
 from comfy_init.supervisord import config as supervisord_config
-from comfy_init.usage import auto
 from comfy_init.wakeup import Wakeup
-from comfy_init.warmup.report import Report
+from comfy_init.warmup import at_start
+from comfy_init.warmup.at_start import write_model_paths
 
 log = logs.get_logger("boot")
 
-# How long a cancelled warmup may take to remove its temp files; docker's grace is 10 s.
-WARMUP_CANCEL_SECONDS = 8.0
 RPC_TIMEOUT_SECONDS = 2.0
 SHUTDOWN_RPC_SECONDS = 1.0
 ARRIVAL_JOIN_SECONDS = 1.0  # a cancelled warmup after ComfyUI's arrival, at the very end
@@ -117,11 +110,10 @@ def start(settings: Settings, args: argparse.Namespace) -> int:
             lambda cancel: _after_arrival(settings, args, the_pod, mode, cancel, hook=hook),
         )
     elif mode == "blocking":
-        finished = _warm_under_pid1(settings, reaper, wakeup)
+        finished = at_start.under_pid1(settings, reaper, wakeup)
         if finished.signum is not None:
             return _interrupted(finished.signum, "warmup")
-        if finished.error is not None:
-            _warmup_failed(finished.error)
+        at_start.tell(finished)
     if installed:
         # Once per start, before ComfyUI: a background warmup (warmup --copy-only) leaves it.
         write_model_paths(settings)
@@ -172,9 +164,9 @@ def _after_arrival(
     warmup) start, SSH sessions and the sidecar go on."""
     if mode == "blocking":
         try:
-            _warm(settings, cancel)
+            at_start.left_out(at_start.warm(settings, cancel))
         except Exception as exc:
-            _warmup_failed(exc)
+            at_start.failed(exc)
         if cancel.is_set():
             return
     write_model_paths(settings)
@@ -183,15 +175,6 @@ def _after_arrival(
     )
     client = rpc.Client(settings.supervisord_socket, timeout=RPC_TIMEOUT_SECONDS)
     update.apply(client)
-
-
-def _warmup_failed(error: BaseException) -> None:
-    log.error(
-        "warmup_failed",
-        error=str(error),
-        exc_info=None if isinstance(error, ComfyInitError) else error,
-        effect="ComfyUI starts anyway and reads models from the volume",
-    )
 
 
 def _run_supervisord(
@@ -264,33 +247,17 @@ def request_shutdown(client: rpc.Client) -> bool:
     return True
 
 
-def _warm(settings: Settings, cancel: threading.Event) -> Report:
-    from comfy_init.warmup import engine  # the copier's threads start only when warming
-
-    return engine.run(settings, config=None, cancel=cancel)
-
-
-def _warm_under_pid1(
-    settings: Settings, reaper: Reaper, wakeup: Wakeup
-) -> supervise.Finished[Report]:
-    """Warm in a worker thread while the main thread takes signals and reaps."""
-    return supervise.run_worker(
-        lambda cancel: _warm(settings, cancel),
-        name="warmup",
-        reaper=reaper,
-        wakeup=wakeup,
-        cancel_grace=WARMUP_CANCEL_SECONDS,
-    )
-
-
 def _warmup_only(settings: Settings, reaper: Reaper, wakeup: Wakeup) -> int:
-    finished = _warm_under_pid1(settings, reaper, wakeup)
+    finished = at_start.under_pid1(settings, reaper, wakeup)
     if finished.signum is not None:
         return _interrupted(finished.signum, "warmup")
     if finished.error is not None:
         raise finished.error
     report = finished.value
     write_model_paths(settings)
+    problems = report.config_problems() if report is not None else []
+    if problems:
+        raise ConfigError(problems)
     incomplete = report is not None and (report.totals.failed or report.totals.skipped_space)
     code = EXIT_WARMUP_INCOMPLETE if incomplete else EXIT_OK
     log.info("exiting", code=code, reason="warmup-only")
@@ -301,19 +268,3 @@ def _interrupted(signum: int, during: str) -> int:
     code = signal_exit_code(signum)
     log.warning("interrupted", signal=supervise.signal_name(signum), during=during, code=code)
     return code
-
-
-def config_entries(settings: Settings) -> list[Entry]:
-    """The warmup config's entries; none when there is no usable config (ComfyUI still
-    starts, and then reads every model from the volume)."""
-    try:
-        return lines.load(lines.locate(settings, None))
-    except ConfigError as exc:
-        log.info("model_paths_without_config", reason=str(exc))
-        return []
-
-
-def write_model_paths(settings: Settings) -> None:
-    """Write the cache's YAML for the config (ComfyUI is started with it, so it must exist)."""
-    entries = config_entries(settings)
-    model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))

@@ -31,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     warm = sub.add_parser(
         "warmup",
         help="copy the configured models to the local cache",
-        description="Copy the models listed in the warmup config from $COMFYUI_PATH/models to "
-        "$CACHE_PATH (parallel, atomic, incremental), then write the cache's "
-        "extra_model_paths.yaml (every type folder the config names).",
+        description="Copy the models listed in the warmup config, found where ComfyUI finds "
+        "them ($COMFYUI_PATH/models and the folders of $COMFYUI_PATH/extra_model_paths.yaml), "
+        "to $CACHE_PATH (parallel, atomic, incremental), then write the cache's "
+        "extra_model_paths.yaml (every type folder the config names). Exit 0; 5 if some "
+        "files failed or did not fit; 3 if config lines were skipped (the rest is warmed).",
     )
     warm.add_argument(
         "config",
@@ -45,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--list",
         action="store_true",
-        help="show each config entry (@auto too), what it expands to, size, on volume, cached",
+        help="show each config entry (@auto too), what it expands to, where each file was "
+        "found, size, cached; and the lines skipped, with why",
     )
     mode.add_argument(
         "--status",
@@ -92,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         "--warmup-only",
         action="store_true",
-        help="warm, then exit (0; 5 if some files failed or did not fit)",
+        help="warm, then exit (0; 5 if some files failed or did not fit; 3 if config lines "
+        "were skipped)",
     )
     vram = start.add_mutually_exclusive_group()
     vram.add_argument("--highvram", action="store_true", help="pass --highvram to ComfyUI")

@@ -207,3 +207,10 @@ class EnvVar(Generic[T]):
         """The field's value; ValueError if the variable is set to something its kind refuses."""
         text = environ.get(self.name)
         return self.kind.setting(self.default if text is None else self.kind.parse(text))
+
+
+# Kinds and units that several declarations share (``env_vars``).
+MIB = 1024 * 1024
+DAY = 86400.0
+DIRECTORY = AbsolutePath("a directory path")
+PORT = Whole(1, 65535, noun="a port number")

@@ -75,6 +75,12 @@ class Settings:
         return self.comfyui_path / "models"
 
     @property
+    def user_model_paths_path(self) -> Path:
+        """The user's own extra_model_paths.yaml, which ComfyUI always loads: read, never
+        written."""
+        return self.comfyui_path / "extra_model_paths.yaml"
+
+    @property
     def usage_path(self) -> Path:
         """The folder of the pods' usage journals (on the volume, shared by the fleet)."""
         return self.usage_dir or self.comfyui_path / ".comfy-init" / "usage"

@@ -4,47 +4,31 @@ A line is looked up in the folders ComfyUI itself searches for its type, in Comf
 (``SearchPath.folders``); the first folder holding a name wins.  As in a shell, wildcards
 skip hidden names; copies in progress (``*.comfy-init-partial``) and anything but regular
 files never match.  The files of one wildcard line come in name order; a file matched again
-by a later line keeps its first place.
+by a later line (or by a line of the same ComfyUI folder under its legacy name) keeps its
+first place.
 
 Expansion touches the filesystem only below each pattern's literal prefix (a literal line is
-a single ``stat``), and refuses any match, or any folder it would list, whose real path
-leaves the fence (``SearchPath.fence``) through a symlink.  Each line is resolved on its own
-(``resolve``): a line that is refused raises for itself alone."""
+a single ``stat``).  A match, or a folder it would list, whose real path leaves the fence
+(``SearchPath.fence``) through a symlink is never read or listed: it is skipped and reported
+(``Skip``), as is a symlink loop, and the line's other files are kept.  ``resolve`` is the
+strict form for one line: its files, or ConfigError naming every link it refused."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from comfy_init.errors import ConfigError
 from comfy_init.files.durable import PARTIAL_SUFFIX
-from comfy_init.manifest.lines import Entry, has_wildcard
-from comfy_init.settings import Settings
+from comfy_init.manifest.lines import Entry, Skip, has_wildcard
+from comfy_init.manifest.search_path import SearchPath, comfyui_folder
 
-
-@dataclass(frozen=True)
-class SearchPath:
-    """Where config lines are looked up: ``$COMFYUI_PATH/models/<type>``, as ComfyUI does
-    first, and nowhere a symlink below it leads outside ``$COMFYUI_PATH/models``."""
-
-    models_path: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> SearchPath:
-        return cls(models_path=settings.models_path)
-
-    def folders(self, type_: str) -> list[Path]:
-        """The folders searched for ``type_``, first match first (ComfyUI's order)."""
-        return [self.models_path.absolute() / type_]
-
-    @property
-    def fence(self) -> Path:
-        """The folder every match and every listed folder must really be inside."""
-        return self.models_path.absolute()
+__all__ = ["Expansion", "ModelFile", "SearchPath", "expand", "resolve", "resolve_lenient"]
 
 
 @dataclass(frozen=True)
@@ -56,24 +40,41 @@ class ModelFile:
     mtime_ns: int  # st_mtime_ns of the source
     entry: Entry  # first entry that matched (priority)
 
+    @property
+    def folder(self) -> Path:
+        """The search folder the file was found in."""
+        return Path(str(self.source)[: -len(self.name) - 1])
+
 
 @dataclass(frozen=True)
 class Expansion:
     files: list[ModelFile]  # config order = priority; each file once
-    unmatched: list[Entry]  # lines that matched no regular file
+    unmatched: list[Entry]  # lines that matched no regular file (nor a skipped one)
+    skipped: list[Skip] = field(default_factory=list)  # links refused, per line, config order
 
 
 class _Fence:
-    """Whether a path below the models folder really stays inside it, symlinks resolved.
+    """Whether a path in a search folder really stays inside the fence, symlinks resolved.
 
     A path that is not a symlink is inside when its folder is; folders are remembered, so a
-    walk costs one ``lstat`` per name and a full resolve only for symlinks.
+    walk costs one ``lstat`` per name and a full resolve only for symlinks (and once for
+    each search folder, where every walk starts).  What it refuses is kept in ``refused``.
     """
 
-    def __init__(self, models: str, entry: Entry) -> None:
-        self.root = os.path.realpath(models)
-        self.entry = entry
-        self.known: dict[str, bool] = {models: True}
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = tuple(dict.fromkeys(os.path.realpath(r) for r in roots))
+        self.known: dict[str, bool] = {}
+        self.refused: dict[str, str] = {}  # path -> where it really leads
+        self.loops: list[str] = []
+
+    def _really_inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots)
+
+    def seed(self, folder: str) -> None:
+        """``folder`` is where a walk starts: judge it by its real path."""
+        if folder not in self.known:
+            self.known[folder] = self._really_inside(folder)
 
     def inside(self, path: str, lst: os.stat_result | None = None) -> bool:
         known = self.known.get(path)
@@ -85,22 +86,45 @@ class _Fence:
             except OSError:
                 lst = None  # missing: it leads nowhere, its folder decides
         if lst is not None and stat.S_ISLNK(lst.st_mode):
-            real = os.path.realpath(path)
-            ok = real == self.root or real.startswith(self.root + os.sep)
+            ok = self._really_inside(path)
         else:
             parent = os.path.dirname(path)
             ok = parent != path and self.inside(parent)  # "/" is reached only from outside
         self.known[path] = ok
         return ok
 
-    def check(self, path: str, lst: os.stat_result | None = None) -> None:
-        if not self.inside(path, lst):
-            raise ConfigError(
-                f"{self.entry.origin}: warmup config line {self.entry.text!r} reaches {path}, "
-                f"which resolves to {os.path.realpath(path)} outside the models folder "
-                f"{self.root} through a symlink (move the model into {self.root}, or remove "
-                "the line)"
+    def allows(self, path: str, lst: os.stat_result | None = None) -> bool:
+        """Whether ``path`` may be read or listed; a refusal is remembered for the report."""
+        if self.inside(path, lst):
+            return True
+        self.refused.setdefault(path, os.path.realpath(path))
+        return False
+
+    def skips(self, entry: Entry) -> list[Skip]:
+        fence = ", ".join(self.roots)
+        out = [
+            Skip(
+                entry.origin,
+                entry.text,
+                "link_outside",
+                f"{entry.origin}: warmup config line {entry.text!r} reaches {path}, which leads "
+                f"through a symlink to {real}, outside the volume and the model folders "
+                f"({fence}); skipped, never read (move the model into one of them, or name "
+                "its folder in $COMFYUI_PATH/extra_model_paths.yaml)",
             )
+            for path, real in self.refused.items()
+        ]
+        out += [
+            Skip(
+                entry.origin,
+                entry.text,
+                "link_loop",
+                f"{entry.origin}: warmup config line {entry.text!r} reaches {path}, a symlink "
+                "that loops; skipped (point the link at the model file)",
+            )
+            for path in self.loops
+        ]
+        return out
 
 
 def _name_matches(name: str, component: str) -> bool:
@@ -128,7 +152,8 @@ def _walk(
     if not has_wildcard(head):
         yield from _walk(os.path.join(directory, head), rest, fence, seen)
         return
-    fence.check(directory)
+    if not fence.allows(directory):
+        return
     try:
         with os.scandir(directory) as it:
             children = list(it)
@@ -180,28 +205,30 @@ def _candidates(entry: Entry, type_dir: str, fence: _Fence) -> Iterator[str]:
 
 def _model_file(path: str, fence: _Fence) -> os.stat_result | None:
     """The stat of ``path`` if it is a model: a regular file (or a link to one), not a
-    partial copy, inside the models tree (ConfigError if a symlink leads out)."""
+    partial copy, inside the fence (a link leading out is refused, a loop noted)."""
     if path.endswith(PARTIAL_SUFFIX):
         return None
     try:
         st = lst = os.lstat(path)
         if stat.S_ISLNK(lst.st_mode):
             st = os.stat(path)
-    except OSError:  # missing, or a dangling link
+    except OSError as exc:  # missing, a dangling link, a loop
+        if exc.errno == errno.ELOOP:
+            fence.loops.append(path)
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or not fence.allows(path, lst):
         return None
-    fence.check(path, lst)
     return st
 
 
-def resolve(entry: Entry, search: SearchPath) -> list[ModelFile]:
+def resolve_lenient(entry: Entry, search: SearchPath) -> tuple[list[ModelFile], list[Skip]]:
     """The files one line matches, in name order, each name found in the first folder of
-    ``search.folders`` that holds it; ConfigError (for this line) if a symlink leads out."""
-    fence = _Fence(str(search.fence), entry)
+    ``search.folders`` that holds it; and what was refused on the way."""
+    fence = _Fence(search.fence)
     found: dict[str, ModelFile] = {}
     for folder in search.folders(entry.type):
         type_dir = str(folder)
+        fence.seed(type_dir)
         for path in _candidates(entry, type_dir, fence):
             name = path[len(type_dir) + 1 :]
             if name in found:
@@ -211,23 +238,36 @@ def resolve(entry: Entry, search: SearchPath) -> list[ModelFile]:
                 found[name] = ModelFile(
                     entry.type, name, Path(path), st.st_size, st.st_mtime_ns, entry
                 )
-    return [found[name] for name in sorted(found)]
+    return [found[name] for name in sorted(found)], fence.skips(entry)
+
+
+def resolve(entry: Entry, search: SearchPath) -> list[ModelFile]:
+    """The files one line matches (see ``resolve_lenient``); ConfigError naming every link
+    refused on the way, for this line alone."""
+    files, skipped = resolve_lenient(entry, search)
+    if skipped:
+        raise ConfigError([s.message for s in skipped])
+    return files
 
 
 def expand(entries: Sequence[Entry], search: SearchPath) -> Expansion:
-    """Match each entry in ``search``; each file once, in priority order.  The ``@auto``
-    line is not matched here: ``usage/auto.py`` expands it."""
+    """Match each entry in ``search``; each file once, in priority order; links refused
+    are skipped and listed, the rest of their line is kept.  The ``@auto`` line is not
+    matched here: ``usage/auto.py`` expands it."""
     files: list[ModelFile] = []
     seen: set[tuple[str, str]] = set()
     unmatched: list[Entry] = []
+    skipped: list[Skip] = []
     for entry in entries:
         if entry.auto:
             continue
-        matches = resolve(entry, search)
-        if not matches:
+        matches, refused = resolve_lenient(entry, search)
+        skipped += refused
+        if not matches and not refused:
             unmatched.append(entry)
         for f in matches:
-            if (f.type, f.name) not in seen:
-                seen.add((f.type, f.name))
+            key = (comfyui_folder(f.type), f.name)  # unet/x and diffusion_models/x: one model
+            if key not in seen:
+                seen.add(key)
                 files.append(f)
-    return Expansion(files=files, unmatched=unmatched)
+    return Expansion(files=files, unmatched=unmatched, skipped=skipped)

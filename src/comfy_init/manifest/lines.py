@@ -1,16 +1,18 @@
 """The warmup config (``warmup_models.conf``): find the file and read its lines.
 
-One ``<type>/<path>`` per line, relative to ``$COMFYUI_PATH/models``; ``#`` starts a comment
-(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``,
-``?``, ``[..]`` within one folder and ``**`` (a whole component) for any depth of
-subfolders.  A line ``@auto`` (at most one) stands for the models the fleet really loaded
-(``usage/auto.py``).  Line order is priority.  Reading lines is pure; what a line matches on disk is
-``manifest/expand.py``'s business."""
+One ``<type>/<path>`` per line, the name ComfyUI knows a model by; ``#`` starts a comment
+(a whole line, or after whitespace); blank lines are ignored.  ``<path>`` may use ``*``, ``?``,
+``[..]`` within one folder and ``**`` (a whole component) for any depth of subfolders.  An
+absolute path inside a model folder (``anchors``: the models folder, whose first level is
+the type, or a folder of the user's YAML, of one type) is read as the ``<type>/<path>`` it
+names there; any other absolute path is a bad line.  A line ``@auto`` (at most one) stands
+for the models the fleet really loaded (``usage/auto.py``).  Line order is priority.  Reading
+lines is pure; what a line matches on disk is ``manifest/expand.py``'s business."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +41,30 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Skip:
+    """A config line, or one file a line matched, left out of the warmup, and why."""
+
+    origin: str  # "file:line" of the config line
+    text: str  # the line as written
+    reason: str  # one of SKIP_REASONS
+    message: str  # "file:line: warmup config line '...' <what is wrong> (<what to do>)"
+
+
+# Why a line or a file is skipped: the line itself is malformed or leaves the models folder;
+# a symlink leads outside the folders a model may be read from; a symlink loops.
+SKIP_REASONS: tuple[str, ...] = ("invalid", "link_outside", "link_loop")
+
+
+@dataclass(frozen=True)
 class Lines:
-    """A config text read line by line: the good entries and, per bad line, its problem."""
+    """A config text read line by line: the good entries and, per bad line, a ``Skip``."""
 
     entries: list[Entry]  # config order
-    problems: list[str]  # "file:line: warmup config line '...' <what is wrong> (<what to do>)"
+    skipped: list[Skip]  # config order
+
+    @property
+    def problems(self) -> list[str]:
+        return [s.message for s in self.skipped]
 
 
 def has_wildcard(component: str) -> bool:
@@ -99,10 +120,25 @@ def _line_problem(line: str) -> str | None:
     return None
 
 
-def read(text: str, origin_file: str) -> Lines:
-    """Every line of a config text, a bad one reported without hiding the others."""
+Anchor = tuple[str, str | None]  # (absolute folder, its type; None: a tree of type folders)
+
+
+def _relative(line: str, anchors: Sequence[Anchor]) -> str | None:
+    """``<type>/<path>`` of an absolute ``line`` inside the most specific anchor, or None."""
+    best: tuple[int, str] | None = None
+    for folder, type_ in anchors:
+        root = folder.rstrip("/")
+        if line.startswith(root + "/") and (best is None or len(root) > best[0]):
+            rest = line[len(root) + 1 :]
+            best = (len(root), rest if type_ is None else f"{type_}/{rest}")
+    return None if best is None else best[1]
+
+
+def read(text: str, origin_file: str, anchors: Sequence[Anchor] = ()) -> Lines:
+    """Every line of a config text, a bad one reported without hiding the others;
+    absolute lines inside one of ``anchors`` are read relative to it."""
     entries: list[Entry] = []
-    problems: list[str] = []
+    skipped: list[Skip] = []
     auto: Entry | None = None
     # Lines end at "\n" only (as editors count them); a stray "\r" is trailing whitespace.
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -111,23 +147,33 @@ def read(text: str, origin_file: str) -> Lines:
             continue
         line = _TRAILING_COMMENT.sub("", stripped).strip()
         origin = f"{origin_file}:{number}"
-        if line == AUTO_LINE and auto is None:
-            auto = Entry(type="", pattern="", origin=origin, auto=True)
-            entries.append(auto)
+        if line == AUTO_LINE:
+            if auto is None:
+                auto = Entry(type="", pattern="", origin=origin, auto=True)
+                entries.append(auto)
+            else:
+                message = (
+                    f"{origin}: warmup config line {line!r} appears again, first at "
+                    f"{auto.origin} (keep one)"
+                )
+                skipped.append(Skip(origin, line, "invalid", message))
             continue
-        if line == AUTO_LINE and auto is not None:
-            problems.append(
-                f"{origin}: warmup config line {line!r} appears again, first at {auto.origin} "
-                "(keep one)"
+        relative = _relative(line, anchors) if line.startswith("/") else line
+        if relative is None and anchors:
+            folders = ", ".join(folder for folder, _ in anchors)
+            problem: str | None = (
+                f"is an absolute path outside the model folders ({folders}) (write "
+                "<type>/<path>, or a path inside one of them)"
             )
-            continue
-        problem = _line_problem(line)
+        else:
+            problem = _line_problem(relative or line)
         if problem is not None:
-            problems.append(f"{origin}: warmup config line {line!r} {problem}")
+            message = f"{origin}: warmup config line {line!r} {problem}"
+            skipped.append(Skip(origin, line, "invalid", message))
             continue
-        type_, _, pattern = line.partition("/")
+        type_, _, pattern = (relative or line).partition("/")
         entries.append(Entry(type=type_, pattern=pattern, origin=origin))
-    return Lines(entries=entries, problems=problems)
+    return Lines(entries=entries, skipped=skipped)
 
 
 def parse(text: str, origin_file: str) -> list[Entry]:
@@ -139,9 +185,18 @@ def parse(text: str, origin_file: str) -> list[Entry]:
 
 
 def load(path: Path) -> list[Entry]:
-    """Read and parse the config file at ``path``."""
+    """Read and parse the config file at ``path`` (ConfigError lists every bad line)."""
+    return parse(_text(path), str(path))
+
+
+def load_lines(path: Path, anchors: Sequence[Anchor] = ()) -> Lines:
+    """Read the config file at ``path``: its good lines, and a ``Skip`` per bad one."""
+    return read(_text(path), str(path), anchors)
+
+
+def _text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"warmup config {path}: file not found (create it, or set WARMUP_CONFIG)"
@@ -150,7 +205,6 @@ def load(path: Path) -> list[Entry]:
         raise ConfigError(
             f"warmup config {path}: cannot be read: {exc} (make it a readable UTF-8 text file)"
         ) from None
-    return parse(text, str(path))
 
 
 def locate(settings: Settings, explicit: str | None) -> Path:

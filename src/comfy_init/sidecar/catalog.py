@@ -1,12 +1,8 @@
-"""Every metric the sidecar serves: name, type, help, labels, unit.  The single source of truth.
-
-Collectors build their families from these entries (``family()``), the README metrics table
-is generated from them (``markdown_table()``, kept in step by a test), and the Grafana
-dashboard and alert rules are checked against ``NAMES``.
-
-Conventions: one prefix (``comfyinit_``), base units (seconds, bytes), ``_total`` on
-counters, the unit as a suffix; ``promtool check metrics`` finds nothing to say.
-"""
+"""Every metric the sidecar serves (name, type, help, labels, unit): the one source for the
+collectors (``sidecar/families.py``), the README table (``markdown_table()``, kept in step by
+a test) and the checks of the Grafana dashboard and alert rules (``NAMES``).  Conventions:
+one prefix (``comfyinit_``), base units, ``_total`` on counters, the unit as a suffix;
+``promtool check metrics`` finds nothing to say."""
 
 from __future__ import annotations
 
@@ -14,8 +10,7 @@ from comfy_init.sidecar import usage_catalog
 from comfy_init.sidecar.metric import PREFIX, Metric
 from comfy_init.sidecar.metric import entry as _m
 
-# Copy time of one model file: small LoRAs take well under a second, a 20-40 GB checkpoint
-# from a slow volume takes many minutes.
+# Copy time of one model file: well under a second (a LoRA) to many minutes (a 20-40 GB model).
 COPY_SECONDS_BUCKETS: tuple[float, ...] = (
     *(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0),
     *(120.0, 300.0, 600.0, 1200.0, 2400.0),
@@ -53,6 +48,13 @@ METRICS: tuple[Metric, ...] = (
         "Size of the files in the last (or running) warmup, by model type and outcome.",
         ("type", "outcome"),
         "bytes",
+    ),
+    _m(
+        "warmup_skipped_lines",
+        "gauge",
+        "Config lines the last (or running) warmup left out, by reason: invalid, link_outside "
+        "(a symlink off the volume), link_loop, user_yaml (a part of extra_model_paths.yaml).",
+        ("reason",),
     ),
     _m(
         "warmup_copied_bytes",

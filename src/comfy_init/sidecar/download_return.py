@@ -2,20 +2,26 @@
 
 With the cache first in ComfyUI's search order, ComfyUI-Manager and the model downloader
 save new models into the cache, on local disk that is wiped with the pod.  A model file in
-the cache is copied to the same ``<type>/<name>`` under ``$COMFYUI_PATH/models`` when
+the cache is copied to ``<name>`` in its type's home on the volume when
 
 - warmup did not place it (it is not the ``dest`` of a report record that is ``hit`` or
-  ``copied``), and no file exists at that place on the volume (never overwritten);
+  ``copied``), and no folder ComfyUI searches for its type (``SearchPath.folders``:
+  ``models/<type>`` and the folders of the user's ``extra_model_paths.yaml``) holds that name
+  (never overwritten, never a second copy);
 - it is complete: its writer closed it (IN_CLOSE_WRITE / IN_MOVED_TO, or it was found by
   the start-up scan), no process has it open for writing (``/proc/*/fdinfo``), and its
   size and mtime stayed the same for ``settle_seconds``.
 
-The copy goes to a hidden temp name beside the destination (``files.durable``), through the
-warmup's in-kernel copy (``files.kernel_copy``), is fsynced, gets the cache file's mtime and
-is then *linked* into place (``link`` fails if the name exists, so a file another pod wrote
-meanwhile is kept), falling back to a rename where hard links are not supported.  A failed
-copy is retried with a growing delay.  Temp names (``*.part``, ``*.tmp``,
-``*.comfy-init-partial``) and hidden files are never models, so never copied.
+The home is where ComfyUI's own downloaders would have saved it without the cache: the first
+existing folder of the type's search list (``SearchPath.home``), so a folder of the user's
+YAML marked ``is_default``, or the only one that exists, gets it rather than
+``ComfyUI/models``.  The copy goes to a hidden temp name beside the destination
+(``files.durable``), through the warmup's in-kernel copy (``files.kernel_copy``), is
+fsynced, gets the cache file's mtime and is then *linked* into place (``link`` fails if the
+name exists, so a file another pod wrote meanwhile is kept), falling back to a rename where
+hard links are not supported.  A failed copy is retried with a growing delay.  Temp names
+(``*.part``, ``*.tmp``, ``*.comfy-init-partial``) and hidden files are never models, so never
+copied.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_init import logs
 from comfy_init.files import durable, kernel_copy
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.sidecar import model_files, proc_writers
 from comfy_init.warmup.report import Report
 
@@ -49,11 +56,12 @@ def placed_by_warmup(report: Report | None) -> frozenset[str]:
     )
 
 
-def verdict(cache_file: Path, volume_file: Path, placed: frozenset[str]) -> str | None:
-    """Why ``cache_file`` must not be copied back (``warmup``, ``on_volume``), or None."""
+def verdict(cache_file: Path, volume_files: Sequence[Path], placed: frozenset[str]) -> str | None:
+    """Why ``cache_file`` must not be copied back (``warmup``, ``on_volume``), or None;
+    ``volume_files`` are its name in each folder ComfyUI searches for its type."""
     if os.path.realpath(cache_file) in placed:
         return "warmup"
-    if os.path.lexists(volume_file):
+    if any(os.path.lexists(f) for f in volume_files):
         return "on_volume"
     return None
 
@@ -83,7 +91,7 @@ class DownloadReturn:
     def __init__(
         self,
         cache_path: Path,
-        models_path: Path,
+        volume: SearchPath,
         read_report: Callable[[], Report | None],
         expect_own_open: Callable[[Path], None] = lambda _p: None,
         *,
@@ -92,7 +100,7 @@ class DownloadReturn:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache_path = cache_path
-        self.models_path = models_path
+        self.volume = volume
         self.read_report = read_report
         self.expect_own_open = expect_own_open
         self.settle_seconds = settle_seconds
@@ -153,13 +161,14 @@ class DownloadReturn:
 
     # --- one candidate
     def _look(self, cand: Candidate, placed: frozenset[str], stop: threading.Event) -> None:
-        dest = self.models_path / cand.type / cand.name
+        dest = self.volume.home(cand.type) / cand.name
         try:
             st = cand.path.stat()
         except FileNotFoundError:
             self._drop(cand)
             return
-        reason = verdict(cand.path, dest, placed)
+        on_volume = [folder / cand.name for folder in self.volume.folders(cand.type)]
+        reason = verdict(cand.path, on_volume, placed)
         if reason is not None:
             log.debug("writeback_not_needed", path=str(cand.path), reason=reason)
             self._drop(cand)

@@ -38,6 +38,18 @@ def type_and_name(root: Path, path: Path) -> tuple[str, str] | None:
     return parts[0], "/".join(parts[1:])
 
 
+def name_below(folder: Path, path: Path) -> str | None:
+    """The name of ``path`` in the type folder ``folder`` (may contain subfolders), or None
+    if it is not below it or passes through a hidden folder."""
+    try:
+        parts = path.relative_to(folder).parts
+    except ValueError:
+        return None
+    if not parts or any(p.startswith(".") for p in parts):
+        return None
+    return "/".join(parts)
+
+
 def walk_model_files(root: Path) -> Iterator[tuple[str, str, Path]]:
     """``(type, name, path)`` of every model file below ``root``'s type directories.
 

@@ -1,4 +1,5 @@
-"""Recursive inotify watches on the cache tree and the volume's models tree.
+"""Recursive inotify watches on the cache tree, the volume's models tree and the type folders
+of the user's ``extra_model_paths.yaml`` (the volume too: ComfyUI loads from them).
 
 inotify watches one directory at a time, so every directory below each root is watched,
 added in the background (the volume's tree can be large and slow to walk), and directories
@@ -12,7 +13,8 @@ wakes it through a pipe): no timer.
 Only model files are reported (``model_files.is_model_name``), as ``TreeEvent``s with kind
 ``open``, ``create``, ``close_write``, ``moved_to`` or ``found``; a kernel queue overflow is
 reported once as kind ``overflow``.  Events inside a root's own top level (no model type)
-are dropped.
+are dropped.  A tree's first level below its root is the model type; a type folder's type
+is the YAML key that names it.  A folder reached from two roots is watched once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +58,31 @@ class TreeEvent:
 Handler = Callable[[TreeEvent], None]
 
 
-class TreeInotify:
-    """Watches ``roots`` (location → directory) and calls ``handler`` for each event, from
-    one background thread.  ``handler`` must not raise (exceptions are logged)."""
+@dataclass(frozen=True)
+class _Root:
+    location: str
+    path: Path
+    type: str = ""  # "": a tree of <type>/ folders; else a folder of this one type
 
-    def __init__(self, roots: dict[str, Path], handler: Handler) -> None:
-        self.roots = dict(roots)
+
+class TreeInotify:
+    """Watches ``roots`` (location → a tree of type folders) and ``type_folders``
+    ((location, type, folder), each a folder of one type), and calls ``handler`` for each
+    event, from one background thread.  ``handler`` must not raise (exceptions are logged)."""
+
+    def __init__(
+        self,
+        roots: dict[str, Path],
+        handler: Handler,
+        type_folders: Sequence[tuple[str, str, Path]] = (),
+    ) -> None:
+        self.roots = [_Root(loc, path) for loc, path in roots.items()]
+        self.roots += [_Root(loc, path, type_) for loc, type_, path in type_folders]
+        self.locations = list(dict.fromkeys(r.location for r in self.roots))
         self.handler = handler
         self.inotify = INotify()
-        self._dirs: dict[int, tuple[str, Path]] = {}  # wd → (location, directory)
-        self._root_wds: dict[str, int] = {}
+        self._dirs: dict[int, tuple[_Root, Path]] = {}  # wd → (its root, directory)
+        self._root_wds: dict[_Root, int] = {}
         self._stop = threading.Event()
         self._wake = WakePipe()  # poked by stop()
         self._thread = threading.Thread(target=self._run, name="inotify", daemon=True)
@@ -91,9 +108,9 @@ class TreeInotify:
         return self._thread.is_alive()
 
     def watch_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.roots, 0)
-        for location, _ in list(self._dirs.values()):
-            counts[location] += 1
+        counts = dict.fromkeys(self.locations, 0)
+        for root, _ in list(self._dirs.values()):
+            counts[root.location] += 1
         return counts
 
     # --- thread
@@ -121,22 +138,22 @@ class TreeInotify:
             self.ready.set()
 
     def _missing_root(self) -> bool:
-        return any(self._root_wds.get(loc) not in self._dirs for loc in self.roots)
+        return any(self._root_wds.get(root) not in self._dirs for root in self.roots)
 
     def _watch_roots(self) -> None:
-        for location, root in self.roots.items():
-            wd = self._root_wds.get(location)
+        for root in self.roots:
+            wd = self._root_wds.get(root)
             if wd is not None and wd in self._dirs:
                 continue
-            if root.is_dir():
-                self._watch_tree(location, root, report_files=False)
-                log.info("inotify_watching", location=location, root=str(root))
+            if root.path.is_dir():
+                self._watch_tree(root, root.path, report_files=False)
+                log.info("inotify_watching", location=root.location, root=str(root.path))
 
-    def _watch_tree(self, location: str, top: Path, *, report_files: bool) -> None:
+    def _watch_tree(self, root: _Root, top: Path, *, report_files: bool) -> None:
         stack = [top]
         while stack and not self._stop.is_set():
             folder = stack.pop()
-            wd = self._add(location, folder)
+            wd = self._add(root, folder)
             if wd is None:
                 continue
             try:
@@ -152,9 +169,9 @@ class TreeInotify:
                     if not entry.name.startswith("."):  # no models below hidden folders
                         stack.append(Path(entry.path))
                 elif report_files and model_files.is_model_name(entry.name):
-                    self._emit("found", location, Path(entry.path))
+                    self._emit("found", root, Path(entry.path))
 
-    def _add(self, location: str, folder: Path) -> int | None:
+    def _add(self, root: _Root, folder: Path) -> int | None:
         try:
             wd: int = self.inotify.add_watch(folder, MASK)
         except OSError as exc:
@@ -167,17 +184,17 @@ class TreeInotify:
                     hint="raise fs.inotify.max_user_watches; opens below are not counted",
                 )
             return None
-        if wd in self._dirs:  # already watched: reached again through a symlink (or a loop)
-            return None
-        self._dirs[wd] = (location, folder)
-        if folder == self.roots[location]:
-            self._root_wds[location] = wd
+        if folder == root.path:
+            self._root_wds[root] = wd
+        if wd in self._dirs:  # already watched: reached again through a symlink, a loop, or
+            return None  # from another root (a YAML folder inside models/)
+        self._dirs[wd] = (root, folder)
         return wd
 
     def _dispatch(self, wd: int, mask: int, name: str) -> None:
         if mask & flags.Q_OVERFLOW:
             self.overflows += 1
-            self._emit("overflow", "", Path())
+            self._emit("overflow", None, Path())
             return
         if mask & flags.IGNORED:
             self._dirs.pop(wd, None)
@@ -185,11 +202,11 @@ class TreeInotify:
         where = self._dirs.get(wd)
         if where is None or not name:
             return
-        location, folder = where
+        root, folder = where
         path = folder / name
         if mask & flags.ISDIR:
             if mask & (flags.CREATE | flags.MOVED_TO) and not name.startswith("."):
-                self._watch_tree(location, path, report_files=True)
+                self._watch_tree(root, path, report_files=True)
             return
         if not model_files.is_model_name(name):
             return
@@ -200,13 +217,20 @@ class TreeInotify:
             (flags.CLOSE_WRITE, "close_write"),
         ):
             if mask & bit:
-                self._emit(kind, location, path)
+                self._emit(kind, root, path)
 
-    def _emit(self, kind: str, location: str, path: Path) -> None:
-        located = model_files.type_and_name(self.roots[location], path) if location else None
-        if location and located is None:
-            return
+    def _emit(self, kind: str, root: _Root | None, path: Path) -> None:
+        located = None
+        if root is not None:
+            if root.type:
+                name = model_files.name_below(root.path, path)
+                located = None if name is None else (root.type, name)
+            else:
+                located = model_files.type_and_name(root.path, path)
+            if located is None:
+                return
         type_, name = located if located else ("", "")
+        location = root.location if root is not None else ""
         try:
             self.handler(TreeEvent(kind, location, path, type_, name))
         except Exception as exc:  # one bad event must not stop the watcher

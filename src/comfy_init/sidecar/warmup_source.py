@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
+from comfy_init.manifest.lines import SKIP_REASONS
 from comfy_init.sidecar import catalog, families
 from comfy_init.warmup.report import FILE_STATUSES, RUN_STATES, Report, read_report
 
@@ -40,9 +41,14 @@ def families_of(report: Report, now: float) -> list[Metric]:
     histogram = families.histogram("warmup_copy_duration_seconds")
     histogram.add_metric([], buckets, total)
 
+    reasons = [s.reason for s in report.skipped] + ["user_yaml"] * len(report.user_yaml_problems)
     out: list[Metric] = [
         files,
         sizes,
+        families.labelled(
+            "warmup_skipped_lines",
+            (((r,), float(reasons.count(r))) for r in (*SKIP_REASONS, "user_yaml")),
+        ),
         families.single("warmup_copied_bytes", copied_bytes),
         histogram,
         families.single("warmup_duration_seconds", seconds),

@@ -28,6 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from comfy_init import logs
 from comfy_init.comfyui import api
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.settings import Settings
 from comfy_init.sidecar import download_return, families, web_config
 from comfy_init.sidecar.cache_source import CacheSource
@@ -89,9 +90,12 @@ class Sidecar:
         self.health_status = ProgramStatus(
             Client(settings.supervisord_socket, timeout=2.0), program
         )
+        # ComfyUI's search list, read once as ComfyUI reads it once: where downloads go
+        # back to, and which folders' opens count as the volume's.
+        volume = SearchPath.of(settings)
         self.download_return = download_return.DownloadReturn(
             settings.cache_path,
-            settings.models_path,
+            volume,
             self._read_report,
             self.counter.expect_own_open,
             settle_seconds=settle_seconds,
@@ -102,7 +106,9 @@ class Sidecar:
             settings.warmup_auto_days,
         )
         self.inotify_trees = TreeInotify(
-            {"cache": settings.cache_path, "volume": settings.models_path}, self._on_event
+            {"cache": settings.cache_path, "volume": settings.models_path},
+            self._on_event,
+            [("volume", type_, folder) for type_, folder in volume.user_folders()],
         )
         self.registry.register(
             SidecarCollector(

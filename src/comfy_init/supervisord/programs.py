@@ -19,7 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, ConfigError, EnvironmentMissing
+from comfy_init.errors import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_WARMUP_INCOMPLETE,
+    ConfigError,
+    EnvironmentMissing,
+)
 from comfy_init.runpod_conventions import services, ssh
 from comfy_init.settings import Settings
 from comfy_init.supervisord.comfyui_process import COMFYUI
@@ -30,8 +36,9 @@ VRAM_FLAGS = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram
 OWNED_FLAGS = {"--port": "COMFYUI_PORT"}
 DEFAULT_SIGNALS = "--default-signal=PIPE,XFSZ"
 EXTRA_MODEL_PATHS_FLAG = "--extra-model-paths-config"
-# The background warmup's expected exits: done, or done with files that failed or did not fit.
-WARMUP_EXIT_CODES = (EXIT_OK, EXIT_WARMUP_INCOMPLETE)
+# The background warmup's expected exits: done, done with config lines skipped, done with
+# files that failed or did not fit.
+WARMUP_EXIT_CODES = (EXIT_OK, EXIT_CONFIG, EXIT_WARMUP_INCOMPLETE)
 
 
 @dataclass(frozen=True, kw_only=True)

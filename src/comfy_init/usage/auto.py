@@ -1,12 +1,14 @@
 """``@auto`` in the warmup config: the fleet's journals turned into model files to warm.
 
-A separate step beside the config's own expansion: it yields ``<type>/<name>`` entries
-(names escaped, so they match literally) that the usual expansion then resolves inside the
-models tree.  What it takes: the journals of every pod in ``WARMUP_AUTO_DAYS`` (silent
-pods' journals are pruned first), ranked (``ranking.py``), less what the explicit lines
-list, less what is no longer on the volume or would leave the models tree (ignored like a
-bad config line, and counted), filled into the budget: ``WARMUP_AUTO_MAX_MB`` and the cache's
-free space less ``CACHE_RESERVE_MB`` and less what the lines before ``@auto`` will copy.
+A separate step beside the config's own expansion: each recorded ``<type>/<name>`` is read
+as a config line naming it exactly (escaped, so it matches literally) and resolved as one
+(``expand.resolve``: ComfyUI's search list for the type, behind the symlink fence).  What it
+takes: the journals of every pod in ``WARMUP_AUTO_DAYS`` (silent pods' journals are pruned
+first), ranked (``ranking.py``), less what the explicit lines list, less what is no longer
+on the volume, is a bad name, or leads through a symlink out of the fence or round a loop
+(that model alone is dropped, and counted), filled into the budget: ``WARMUP_AUTO_MAX_MB``
+and the cache's free space less ``CACHE_RESERVE_MB`` and less what the lines before
+``@auto`` will copy.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ log = logs.get_logger("usage.auto")
 
 _GLOB = re.compile(r"([*?\[])")
 # Why a recorded model is not a candidate (counted; the --suggest footer names them).
-OUTSIDE = "a bad name or outside the models tree"
+OUTSIDE = "a bad name or a link out of the model folders"
 GONE = "not on the volume"
 LISTED = "listed by the config"
 
@@ -146,7 +148,7 @@ def _locate(usage: Usage, search: SearchPath, line: Entry) -> ModelFile | str:
         return OUTSIDE  # a name no config line could hold: "..", absolute, control characters
     try:
         found = resolve(parsed.entries[0], search)
-    except ConfigError:  # a symlink that leads out of the models tree
+    except ConfigError:  # a symlink that leads out of the fence, or loops
         return OUTSIDE
     if not found:
         return GONE
@@ -172,10 +174,12 @@ def expand_config(
     now: float,
     prune: bool = False,
     is_cached: IsCached | None = None,
+    search: SearchPath | None = None,
 ) -> Expanded:
     """The explicit lines expanded as usual, the ``@auto`` line (if any) by the journals,
-    its files placed where it stands."""
-    search = SearchPath.of(settings)
+    its files placed where it stands; both looked up in ``search`` (default: the settings'
+    ComfyUI search list)."""
+    search = search or SearchPath.of(settings)
     explicit = expand(entries, search)
     line = next((e for e in entries if e.auto), None)
     if line is None:
@@ -200,7 +204,9 @@ def expand_config(
     log.info("auto_expanded", line=line.origin, pruned=learned.pruned,
              **{k: v for k, v in summary.items() if k not in ("line", "dropped")},
              dropped=sum(chosen.dropped.values()))  # fmt: skip
-    return Expanded(Expansion(files=files, unmatched=explicit.unmatched), chosen)
+    return Expanded(
+        Expansion(files=files, unmatched=explicit.unmatched, skipped=explicit.skipped), chosen
+    )
 
 
 def model_types(entries: Sequence[Entry], settings: Settings, now: float) -> list[str]:

@@ -5,8 +5,9 @@ signals (recorded by ``pid1.stop_signals``): SIGTERM/SIGINT cancel the warmup, w
 temp files, and the command exits 128+signal.  Then it writes the cache's
 ``extra_model_paths.yaml``, unless ``--copy-only`` (how ``comfy-init start`` runs the
 background warmup: ComfyUI already runs on the file written at start).  Exit 0 when every
-file is a hit or copied, ``EXIT_WARMUP_INCOMPLETE`` when any failed or did not fit, 3 for a
-bad config.
+file is a hit or copied, ``EXIT_WARMUP_INCOMPLETE`` when any failed or did not fit, 3 when a
+config line (or a part of the user's ``extra_model_paths.yaml``) was skipped: the rest is
+warmed first, then the problems are raised together.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ from typing import Any, TypeVar
 
 from comfy_init import logs
 from comfy_init.comfyui import model_paths
-from comfy_init.errors import EXIT_OK, EXIT_WARMUP_INCOMPLETE, UsageError, signal_exit_code
+from comfy_init.errors import (
+    EXIT_OK,
+    EXIT_WARMUP_INCOMPLETE,
+    ConfigError,
+    UsageError,
+    signal_exit_code,
+)
 from comfy_init.manifest import lines
+from comfy_init.manifest.search_path import SearchPath
 from comfy_init.pid1 import stop_signals
 from comfy_init.settings import Settings
 from comfy_init.usage import auto
@@ -87,6 +95,9 @@ def _warm(settings: Settings, config: str | None, *, model_paths_too: bool) -> i
     assert report is not None  # noqa: S101 - the worker returned without raising
     if model_paths_too:
         _write_model_paths(settings, config)
+    problems = report.config_problems()
+    if problems:
+        raise ConfigError(problems)
     return (
         EXIT_WARMUP_INCOMPLETE if report.totals.failed or report.totals.skipped_space else EXIT_OK
     )
@@ -139,8 +150,9 @@ def _tally(path: Path) -> tuple[int, int]:
 
 
 def _write_model_paths(settings: Settings, config: str | None) -> Path:
-    """Write the cache's YAML for the config (a missing or bad config is an error here)."""
-    entries = lines.load(lines.locate(settings, config))
+    """Write the cache's YAML for the config's good lines (a missing config is an error)."""
+    anchors = SearchPath.of(settings).anchors()
+    entries = lines.load_lines(lines.locate(settings, config), anchors).entries
     return model_paths.write(settings, entries, auto.model_types(entries, settings, time.time()))
 
 

@@ -4,9 +4,11 @@ It never writes ComfyUI's ``extra_model_paths.yaml``: that file has one writer
 (``comfyui/model_paths.write``), called by the commands that run a warmup.
 
 Per-file problems never raise: a file that fails or does not fit is recorded in the report
-(``warmup/report.py``) and the rest goes on.  A bad config raises ``ConfigError`` before
-anything is copied.  ``cancel`` stops the run within seconds: temp files are removed and the
-unfinished files are marked ``interrupted``.
+(``warmup/report.py``) and the rest goes on; so is a bad config line, a symlink leading off
+the volume, a bad part of the user's YAML (``skipped``, ``user_yaml_problems``).  Only a
+config file that cannot be read raises ``ConfigError``, before anything is copied.
+``cancel`` stops the run within seconds: temp files are removed and the unfinished files are
+marked ``interrupted``.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ from stat import S_ISREG
 from comfy_init.errors import EnvironmentMissing
 from comfy_init.files.durable import is_partial
 from comfy_init.manifest import lines
-from comfy_init.manifest.expand import Expansion
+from comfy_init.manifest.expand import SearchPath
 from comfy_init.settings import Settings
 from comfy_init.usage import auto
-from comfy_init.warmup import lock, plan
+from comfy_init.warmup import lock, plan, records
 from comfy_init.warmup.copier import RateLimiter
 from comfy_init.warmup.live_report import LiveReport
 from comfy_init.warmup.pool import CopyJob, CopyOutcome, CopyPool
 from comfy_init.warmup.progress import Progress
-from comfy_init.warmup.report import FileRecord, FileStatus, Report
+from comfy_init.warmup.report import FileStatus, Report
 
 SERVICE_SECONDS = 0.2  # how often the run wakes to log progress and notice a cancel
 REPORT_EVERY_SECONDS = 1.0
@@ -43,8 +45,11 @@ SPACE_FRESH_SECONDS = 0.5  # how long a free-space answer is trusted for files t
 def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> Report:
     """Warm the cache; the returned report says what happened to every file."""
     path = lines.locate(settings, config)
-    entries = lines.load(path)
-    expanded = auto.expand_config(entries, settings, now=time.time(), prune=True)
+    search = SearchPath.of(settings)
+    config_lines = lines.load_lines(path, search.anchors())
+    entries = config_lines.entries
+    expanded = auto.expand_config(entries, settings, now=time.time(), prune=True, search=search)
+    expansion = expanded.expansion
     for needed, var in ((settings.cache_path, "CACHE_PATH"), (settings.run_dir, "RUN_DIR")):
         try:
             needed.mkdir(parents=True, exist_ok=True)
@@ -61,16 +66,19 @@ def run(settings: Settings, *, config: str | None, cancel: threading.Event) -> R
         config=str(path),
         models_path=str(settings.models_path),
         cache_path=str(settings.cache_path),
+        skipped=records.skipped([*config_lines.skipped, *expansion.skipped]),
+        user_yaml_problems=list(search.problems),
         auto=None if expanded.auto is None else expanded.auto.summary(),
     )
+    progress.problems(report)
     with lock.hold(settings.warmup_lock_path, cancel) as held:
         if held:
             for removed in remove_partials(settings.cache_path):
                 progress.partial_removed(str(removed))
             # Planned under the lock: a warmup that ran meanwhile may have copied files.
-            dests = [plan.dest_for(settings.cache_path, f) for f in expanded.files]
-            steps = plan.plan(expanded.files, settings.cache_path, existing_copies(dests))
-            report.files = records_for(settings, entries, expanded.expansion, steps)
+            dests = [plan.dest_for(settings.cache_path, f) for f in expansion.files]
+            steps = plan.plan(expansion.files, settings.cache_path, existing_copies(dests))
+            report.files = records.files(settings, entries, expansion, steps)
             mtimes = {str(s.dest): s.file.mtime_ns for s in steps}
             _Run(settings, report, mtimes, cancel, progress).execute()
         else:  # stopped while another warmup held the lock: nothing was touched
@@ -104,46 +112,6 @@ def remove_partials(cache_path: Path) -> list[Path]:
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
-
-
-def records_for(
-    settings: Settings,
-    entries: Sequence[lines.Entry],
-    expansion: Expansion,
-    steps: Sequence[plan.Step],
-) -> list[FileRecord]:
-    """One record per planned file and one per unmatched line, in config order."""
-    by_entry: dict[lines.Entry, list[FileRecord]] = {}
-    for s in steps:
-        by_entry.setdefault(s.file.entry, []).append(
-            FileRecord(
-                type=s.file.type,
-                name=s.file.name,
-                source=str(s.file.source),
-                dest=str(s.dest),
-                size=s.file.size,
-                status="hit" if s.action == "hit" else "pending",
-                line=s.file.entry.origin,
-                auto=s.file.entry.auto,
-            )
-        )
-    unmatched = set(expansion.unmatched)
-    records: list[FileRecord] = []
-    for entry in entries:
-        records.extend(by_entry.pop(entry, []))
-        if entry in unmatched:
-            records.append(
-                FileRecord(
-                    type=entry.type,
-                    name=entry.pattern,
-                    source=str(settings.models_path / entry.type / entry.pattern),
-                    dest=str(settings.cache_path / entry.type / entry.pattern),
-                    size=0,
-                    status="missing",
-                    line=entry.origin,
-                )
-            )
-    return records
 
 
 class Space:

@@ -1,12 +1,13 @@
 """``comfy-init warmup --list``, ``--status`` and ``--suggest``: what each config line
-expands to (``@auto`` included), what the cache holds (cached, stale, missing, extra; sizes,
-free space, page-cache residency), and the config the usage journals suggest, as data for
-``--json`` and as text."""
+expands to (``@auto`` included), where each file was found, what was skipped and why, what
+the cache holds (cached, stale, missing, extra; sizes, free space, page-cache residency),
+and the config the usage journals suggest, as data for ``--json`` and as text."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from comfy_init.manifest.expand import ModelFile, SearchPath
 from comfy_init.manifest.lines import Entry
 from comfy_init.settings import Settings
 from comfy_init.usage import auto, suggest
-from comfy_init.warmup import engine, plan
+from comfy_init.warmup import engine, plan, records
 
 
 def _cache_state(f: ModelFile, cached: plan.CacheEntry | None) -> str:
@@ -27,10 +28,13 @@ def _cache_state(f: ModelFile, cached: plan.CacheEntry | None) -> str:
 
 
 def listing(settings: Settings, config: str | None) -> dict[str, Any]:
-    """Each config line, what it expands to, size, on the volume, cached (hit/stale/absent)."""
+    """Each config line, what it expands to, where each file was found, size, cached
+    (hit/stale/absent); the lines skipped and the problems of the user's YAML."""
     path = lines.locate(settings, config)
-    entries = lines.load(path)
-    expanded = auto.expand_config(entries, settings, now=time.time())
+    search = SearchPath.of(settings)
+    config_lines = lines.load_lines(path, search.anchors())
+    entries = config_lines.entries
+    expanded = auto.expand_config(entries, settings, now=time.time(), search=search)
     exp = expanded.expansion
     dests = {f: plan.dest_for(settings.cache_path, f) for f in exp.files}
     cached = engine.existing_copies(list(dests.values()))
@@ -43,6 +47,7 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
                 "name": f.name,
                 "size": f.size,
                 "source": str(f.source),
+                "found_in": str(f.folder),
                 "dest": str(dests[f]),
                 "on_volume": True,
                 "cache": _cache_state(f, cached[dests[f]]),
@@ -64,6 +69,8 @@ def listing(settings: Settings, config: str | None) -> dict[str, Any]:
         "models_path": str(settings.models_path),
         "cache_path": str(settings.cache_path),
         "entries": out,
+        "skipped": [asdict(s) for s in records.skipped([*config_lines.skipped, *exp.skipped])],
+        "user_yaml_problems": list(search.problems),
         "auto": None if expanded.auto is None else expanded.auto.summary(),
     }
 
@@ -72,7 +79,9 @@ def status(settings: Settings, config: str | None) -> dict[str, Any]:
     """The cache: per configured model cached/stale/missing, files not in the config
     (extra), sizes, free space, page-cache residency."""
     path = lines.locate(settings, config)
-    exp = auto.expand_config(lines.load(path), settings, now=time.time()).expansion
+    search = SearchPath.of(settings)
+    entries = lines.load_lines(path, search.anchors()).entries
+    exp = auto.expand_config(entries, settings, now=time.time(), search=search).expansion
     files: list[dict[str, Any]] = []
     configured: set[Path] = set()
     for f in exp.files:
@@ -172,7 +181,7 @@ def human(n: int | None) -> str:
 def listing_text(data: dict[str, Any]) -> str:
     rows = [
         f"config: {data['config']}",
-        f"{'LINE':<8} {'ENTRY / FILE':<56} {'SIZE':>9}  VOLUME  CACHE",
+        f"{'LINE':<8} {'ENTRY / FILE':<56} {'SIZE':>9}  VOLUME  CACHE   FOUND IN",
     ]
     for e in data["entries"]:
         number = e["line"].rsplit(":", 1)[-1]
@@ -182,7 +191,11 @@ def listing_text(data: dict[str, Any]) -> str:
         rows.append(f"{number:<8} {e['entry']}" + _note(e, data["auto"]))
         for f in e["files"]:
             name = f"  {f['type']}/{f['name']}"
-            rows.append(f"{'':<8} {name:<56} {human(f['size']):>9}  yes     {f['cache']}")
+            rows.append(
+                f"{'':<8} {name:<56} {human(f['size']):>9}  yes     {f['cache']:<7} {f['found_in']}"
+            )
+    rows += [f"skipped: {s['error']}" for s in data["skipped"]]
+    rows += [f"not used: {p}" for p in data["user_yaml_problems"]]
     return "\n".join(rows)
 
 

@@ -135,6 +135,7 @@ class LiveReport:
         self.report.totals = totals
         head = {k: v for k, v in vars(self.report).items() if k not in ("files", "totals")}
         head["totals"] = vars(totals)
+        head["skipped"] = [vars(s) for s in self.report.skipped]
         text = json.dumps(head)
         return [f'{text[:-1]}, "files": ['.encode(), *self._parts, b"]}\n"]
 

@@ -76,6 +76,15 @@ class Progress:
             bytes_to_copy=bytes_to_copy,
         )
 
+    def problems(self, report: Report) -> None:
+        """What the warmup leaves out before it starts: bad config lines, refused links,
+        bad parts of the user's extra_model_paths.yaml."""
+        for skip in report.skipped:
+            self._emit("warning", "config_line_skipped", line=skip.line, reason=skip.reason,
+                       error=skip.error)  # fmt: skip
+        for problem in report.user_yaml_problems:
+            self._emit("warning", "user_model_paths_problem", error=problem)
+
     def partial_removed(self, path: str) -> None:
         self._emit("info", "partial_removed", path=path)
 
@@ -149,6 +158,7 @@ class Progress:
             missing=t.missing,
             failed=t.failed,
             interrupted=t.interrupted,
+            skipped_lines=len(report.skipped),
             bytes_total=t.bytes_total,
             bytes_copied=t.bytes_copied,
             seconds=round(t.seconds, 3),

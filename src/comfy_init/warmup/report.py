@@ -18,6 +18,8 @@ Schema (``version`` 1)::
       "cache_path": "/root/fast_cache",
       "files": [FileRecord, ...],       # in config priority order
       "totals": {...},                  # see Totals
+      "skipped": [SkippedLine, ...],    # config lines (or files of one) left out, config order
+      "user_yaml_problems": ["file:line: ...", ...],  # in $COMFYUI_PATH/extra_model_paths.yaml
       "auto": {...} | null              # what @auto stood for; null without an @auto line
     }
 
@@ -30,6 +32,12 @@ so a watcher that sees an open of a volume file can tell the copier's opens from
 ComfyUI's), ``auto`` (true for a file the ``@auto`` line chose).  A config line that
 matches nothing appears once with status "missing", its ``name`` the pattern as written and
 ``size`` 0.
+
+SkippedLine: ``line`` ("file:line"), ``entry`` (the line as written), ``reason`` (``invalid``:
+the line itself is bad; ``link_outside``: a symlink leads outside the volume and the model
+folders; ``link_loop``), ``error`` (the whole message).  A skipped line's other files, and
+every other line, are warmed.  ``user_yaml_problems``: the parts of the user's own
+``extra_model_paths.yaml`` that were left out (ComfyUI itself would fail on them).
 
 ``auto``: ``line`` ("file:line"), ``models`` (models the journals hold in the window),
 ``candidates`` (of those, on the volume and not listed by other lines), ``files`` and
@@ -89,6 +97,14 @@ class FileRecord:
 
 
 @dataclass
+class SkippedLine:
+    line: str
+    entry: str
+    reason: str  # one of manifest.lines.SKIP_REASONS
+    error: str
+
+
+@dataclass
 class Totals:
     files: int = 0
     hit: int = 0
@@ -123,8 +139,14 @@ class Report:
     finished_at: float | None = None
     files: list[FileRecord] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
+    skipped: list[SkippedLine] = field(default_factory=list)
+    user_yaml_problems: list[str] = field(default_factory=list)
     auto: dict[str, Any] | None = None
     version: int = REPORT_VERSION
+
+    def config_problems(self) -> list[str]:
+        """What this warmup left out because of its inputs, each as ``file:line: ...``."""
+        return [s.error for s in self.skipped] + list(self.user_yaml_problems)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=False) + "\n"
@@ -135,6 +157,7 @@ class Report:
         data = dict(vars(self))
         data["files"] = [dict(vars(f)) for f in self.files]
         data["totals"] = dict(vars(self.totals))
+        data["skipped"] = [dict(vars(s)) for s in self.skipped]
         return json.dumps(data) + "\n"
 
     @classmethod
@@ -143,8 +166,9 @@ class Report:
             raise ValueError(f"unsupported warmup report version {data.get('version')!r}")
         files = [FileRecord(**f) for f in data.get("files", [])]
         totals = Totals(**data.get("totals", {}))
-        rest = {k: v for k, v in data.items() if k not in ("files", "totals")}
-        return cls(files=files, totals=totals, **rest)
+        skipped = [SkippedLine(**s) for s in data.get("skipped", [])]
+        rest = {k: v for k, v in data.items() if k not in ("files", "totals", "skipped")}
+        return cls(files=files, totals=totals, skipped=skipped, **rest)
 
 
 def write_report(path: Path, report: Report) -> None:

@@ -1,12 +1,5 @@
-"""Every environment variable comfy-init reads, each declared once.
-
-An ``EnvVar`` carries the variable's name, the ``Settings`` field it sets, its kind (parser,
-range and the words for them, ``env_values``), its typed default and its meaning.
-``settings.from_env`` loops over ``ENV_VARS``; the README's "Configuration" table is
-``readme_table()`` (``tests/test_docs.py`` keeps them equal; ``UPDATE_README=1`` rewrites
-the README's copy).  A new variable is one entry here (RunPod's conventions: in
-``runpod_conventions/variables.py``) and its field in ``Settings``.
-"""
+"""The variables of the processes: ComfyUI, supervisord, the metrics sidecar (watchdog and
+write-back) and the logs.  In README order."""
 
 from __future__ import annotations
 
@@ -15,6 +8,9 @@ from typing import Any
 
 from comfy_init import logs
 from comfy_init.env_values import (
+    DAY,
+    DIRECTORY,
+    PORT,
     AbsolutePath,
     Choice,
     EnvVar,
@@ -24,118 +20,9 @@ from comfy_init.env_values import (
     ShellArgs,
     Text,
     Whole,
-    markdown,
 )
-from comfy_init.runpod_conventions.variables import RUNPOD_VARS
 
-MIB = 1024 * 1024
-DAY = 86400.0
-# Name of the warmup config file, looked up as WARMUP_CONFIG's meaning says.
-WARMUP_CONFIG_NAME = "warmup_models.conf"
-DIRECTORY = AbsolutePath("a directory path")
-PORT = Whole(1, 65535, noun="a port number")
-
-
-# Order is the README table's order.
-ENV_VARS: tuple[EnvVar[Any], ...] = (
-    EnvVar(
-        "COMFYUI_PATH",
-        "comfyui_path",
-        DIRECTORY,
-        Path("/workspace/ComfyUI"),
-        "ComfyUI install on the volume; models are read from `$COMFYUI_PATH/models`",
-    ),
-    EnvVar(
-        "CACHE_PATH",
-        "cache_path",
-        DIRECTORY,
-        Path("/root/fast_cache"),
-        "cache root on local NVMe; `<type>/<file>` mirrors the models tree",
-    ),
-    EnvVar(
-        "WARMUP_CONFIG",
-        "warmup_config",
-        Text("a file name or path"),
-        WARMUP_CONFIG_NAME,
-        "warmup config: an absolute path, or a file name looked up in `$COMFYUI_PATH`, "
-        "then the volume root (parent of `$COMFYUI_PATH`), then `$COMFY_INIT_CONFIG_DIR`",
-    ),
-    EnvVar(
-        "COMFY_INIT_CONFIG_DIR",
-        "config_dir",
-        DIRECTORY,
-        Path("/etc/comfy-init"),
-        "where the image keeps its own `warmup_models.conf` (the last place looked)",
-    ),
-    EnvVar(
-        "SKIP_WARMUP",
-        "skip_warmup",
-        Flag(),
-        False,
-        "`1` skips warmup at start (same as `start --skip-warmup`)",
-    ),
-    EnvVar(
-        "WARMUP_MODE",
-        "warmup_mode",
-        Choice(("blocking", "background")),
-        "blocking",
-        "`blocking`: warm, then start ComfyUI; `background`: start ComfyUI at once and warm "
-        "beside it (models switch to the cache as each copy lands)",
-    ),
-    EnvVar(
-        "WARMUP_STREAMS",
-        "warmup_streams",
-        Whole(1, 256),
-        8,
-        "concurrent read streams while copying (files and byte ranges of large files)",
-    ),
-    EnvVar(
-        "WARMUP_CHUNK_MB",
-        "warmup_chunk_bytes",
-        Whole(1, 4096, unit="MiB", scale=MIB),
-        64,
-        "size of one byte range read by one stream, in MiB",
-    ),
-    EnvVar(
-        "WARMUP_MAX_MBPS",
-        "warmup_max_bytes_per_second",
-        Whole(0, 10**6, unit="MB/s", scale=1_000_000),
-        0,
-        "cap on the warmup's total read rate in MB/s, to spare a volume shared by many "
-        "pods; `0`: no cap",
-    ),
-    EnvVar(
-        "CACHE_RESERVE_MB",
-        "cache_reserve_bytes",
-        Whole(0, 10**9, unit="MiB", scale=MIB),
-        1024,
-        "free space always left on the cache filesystem, in MiB; a file that would cut into "
-        "it is skipped",
-    ),
-    EnvVar(
-        "WARMUP_AUTO_DAYS",
-        "warmup_auto_days",
-        Whole(1, 3650, unit="days"),
-        14,
-        "`@auto` warms the models the pods of this volume opened in this many days, most used "
-        "first; journals of pods silent for longer are removed",
-    ),
-    EnvVar(
-        "WARMUP_AUTO_MAX_MB",
-        "warmup_auto_max_bytes",
-        Whole(0, 10**9, unit="MiB", scale=MIB),
-        0,
-        "cap on the total size of the models `@auto` warms, in MiB; `0`: no cap but the "
-        "cache's free space less `CACHE_RESERVE_MB`",
-    ),
-    EnvVar(
-        "USAGE_DIR",
-        "usage_dir",
-        OptionalPath("a directory path"),
-        None,
-        "where each pod's sidecar records the models ComfyUI opens (the journals `@auto` "
-        "reads); empty: `$COMFYUI_PATH/.comfy-init/usage` on the volume",
-    ),
+VARS: tuple[EnvVar[Any], ...] = (
     EnvVar(
         "COMFYUI_ARGS",
         "comfyui_args",
@@ -288,21 +175,4 @@ ENV_VARS: tuple[EnvVar[Any], ...] = (
         "auto",
         "`auto`: console on a terminal, else JSON",
     ),
-    *RUNPOD_VARS,
 )
-
-# The defaults as the variables' text (what an unset variable stands for).
-DEFAULTS: dict[str, str] = {v.name: v.default_text for v in ENV_VARS}
-
-README_HEADER = ("| variable | default | accepts | meaning |", "|---|---|---|---|")
-
-
-def readme_row(var: EnvVar[Any]) -> str:
-    default = markdown(var.default_text) if var.default_text else "(empty)"
-    accepts = var.kind.accepts(markdown)
-    return f"| `{var.name}` | {default} | {accepts} | {var.meaning} |"
-
-
-def readme_table() -> str:
-    """The README's "Configuration" table, one row per variable."""
-    return "\n".join([*README_HEADER, *(readme_row(v) for v in ENV_VARS)]) + "\n"
