@@ -231,6 +231,18 @@ def test_prune_removes_silent_journals_and_stale_temp_files_only(tmp_path: Path)
     assert journal.prune(tmp_path / "missing", 1.0) == []
 
 
+def test_prune_leaves_a_journal_another_pruner_is_retiring_right_now(tmp_path: Path) -> None:
+    """Another pod renamed this stale journal a moment ago and is still deciding whether it
+    was written meanwhile: it is not a leftover yet, whatever its mtime."""
+    at_work = tmp_path / f".pod1.jsonl.77.{time.time_ns()}.pruning"
+    abandoned = tmp_path / f".pod2.jsonl.78.{time.time_ns() - 2 * 3600 * 10**9}.pruning"
+    for p in (at_work, abandoned):
+        journal.append(p, [opened(NOW)])
+        _age(p, 30 * DAY_SECONDS)
+    assert journal.prune(tmp_path, DAY_SECONDS) == [abandoned]
+    assert at_work.exists()
+
+
 def test_two_pods_pruning_at_once_remove_each_journal_once(tmp_path: Path) -> None:
     paths = [journal.path_for(tmp_path, f"pod{i}") for i in range(40)]
     for p in paths:

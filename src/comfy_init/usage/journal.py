@@ -30,6 +30,10 @@ COMPACT_BYTES = 1024 * 1024  # a journal this large is compacted by its writer
 KEEP_RECENT = 2000  # raw records kept by compaction (the newest)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PRUNING = ".pruning"
+# A journal being retired is hidden under a name holding the wall-clock time of its rename;
+# another pruner removes such a name only once it is older than this (a retirement takes
+# milliseconds), never while its pruner may still be looking at it.
+_RETIRING_SECONDS = 3600.0
 
 
 def pod_name(environ: Mapping[str, str]) -> str:
@@ -206,7 +210,8 @@ def prune(usage_dir: Path, max_age_seconds: float, now: float | None = None) -> 
     then locked exclusively (waiting for an append in progress), then looked at again; a
     journal written meanwhile is put back (its lines added to a new journal started since).
     """
-    cutoff = (time.time() if now is None else now) - max_age_seconds
+    now = time.time() if now is None else now
+    cutoff = now - max_age_seconds
     removed: list[Path] = []
     try:
         names = sorted(os.listdir(usage_dir))
@@ -220,6 +225,8 @@ def prune(usage_dir: Path, max_age_seconds: float, now: float | None = None) -> 
         except OSError:
             continue
         if name.startswith("."):  # a pruner's or a compaction's leftover: nobody writes it
+            if _retiring(name, now):
+                continue
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
@@ -228,8 +235,16 @@ def prune(usage_dir: Path, max_age_seconds: float, now: float | None = None) -> 
     return removed
 
 
+def _retiring(name: str, now: float) -> bool:
+    """Whether hidden ``name`` is a journal another pruner renamed recently (still at work)."""
+    if not name.endswith(_PRUNING):
+        return False
+    stamp = name[: -len(_PRUNING)].rpartition(".")[2]
+    return stamp.isdigit() and now - int(stamp) / 1e9 < _RETIRING_SECONDS
+
+
 def _retire(path: Path, cutoff: float) -> bool:
-    hidden = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}{_PRUNING}")
+    hidden = path.with_name(f".{path.name}.{os.getpid()}.{time.time_ns()}{_PRUNING}")
     try:
         os.rename(path, hidden)
     except OSError:  # another pod pruned it first, or it is gone
