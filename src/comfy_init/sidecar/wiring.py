@@ -78,6 +78,7 @@ class Sidecar:
         self.stop_event = threading.Event()
         self.counter = OpenCounter(read_report=self._read_report)
         self.warmup = WarmupSource(settings.report_path)
+        self.readahead = ReadaheadSource(settings.readahead_report_path)
         self.cache = CacheSource(settings.cache_path, self.counter.expect_own_open)
         self.prober = Prober(
             Client(settings.supervisord_socket, timeout=5.0),
@@ -114,9 +115,7 @@ class Sidecar:
             SidecarCollector(
                 [
                     Source("warmup_report", lambda now: (self.warmup.collect(now), True)),
-                    Source(
-                        "readahead_report", ReadaheadSource(settings.readahead_report_path).collect
-                    ),
+                    Source("readahead_report", self.readahead.collect),
                     Source("cache", self.cache.collect),
                     Source("supervisord", lambda _now: self.prober.supervisord_families()),
                     Source("comfyui", lambda _now: self.prober.comfyui_families()),
