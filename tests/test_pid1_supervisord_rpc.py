@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,58 +10,15 @@ from pathlib import Path
 import pytest
 
 from comfy_init.supervisord import rpc
-from harness.polling import wait_for
+from harness.supervisord import running, sleeper
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
-
-CONF = """\
-[supervisord]
-nodaemon=true
-logfile=/dev/null
-logfile_maxbytes=0
-pidfile={d}/supervisord.pid
-user=root
-
-[unix_http_server]
-file={d}/supervisord.sock
-chmod=0700
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[program:sleeper]
-command=sleep 600
-startsecs=0
-stdout_logfile={d}/sleeper.log
-"""
 
 
 @pytest.fixture
 def supervisord(tmp_path: Path) -> Iterator[rpc.Client]:
-    conf = tmp_path / "supervisord.conf"
-    conf.write_text(CONF.format(d=tmp_path))
-    exe = Path(sys.executable).parent / "supervisord"
-    proc = subprocess.Popen(
-        [str(exe), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    client = rpc.Client(tmp_path / "supervisord.sock", timeout=5)
-
-    def running() -> bool:
-        try:
-            return client.get_process_info("sleeper").statename == "RUNNING"
-        except rpc.SupervisordUnavailable:
-            return False
-
-    try:
-        wait_for(running, 20, "supervisord and its program to run")
+    with running(tmp_path, sleeper(tmp_path, "sleeper"), "sleeper") as (_conf, client):
         yield client
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def test_process_info_reports_running_program_with_its_pid(supervisord: rpc.Client) -> None:

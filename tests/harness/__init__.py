@@ -8,6 +8,7 @@
 - ``standin``: the stand-in's fake install and ``StandinProcess``;
 - ``certs``: certificates (``openssl``), bcrypt hashes and web config files for the metrics
   port.
+- ``supervisord``: a real supervisord on a minimal config of ``sleep`` programs;
 - ``podman``: the image built with podman and run as containers (``Container``).
 
 ``tests/`` is on the import path: pytest puts it there (rootdir without ``__init__.py``),
